@@ -1,0 +1,56 @@
+"""The ``mine`` command line: one thin command per library call, grouped by pipeline stage.
+
+Each stage keeps its commands in its own ``commands.py`` with a ``register(app)`` function;
+this module only assembles them and turns :class:`~pipeline.errors.UserError` into a
+one-line message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from pipeline.errors import UserError
+
+app = typer.Typer(
+    name="mine",
+    help=(
+        "Mine, label, classify and report GitHub issues of ONNX model converters, reproducing "
+        "and extending Jajal et al. (ISSTA 2024). Data flows crawl -> store -> filter/sample -> "
+        "label/classify -> report."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+# Order is the pipeline's order; it is also the order of `mine --help`.
+_STAGES = (
+    "pipeline.labels.commands",   # import-study
+    "pipeline.crawl.commands",    # crawl, status
+    "pipeline.emulator.commands", # emulate
+    "pipeline.sample.commands",   # filter, sample
+    "pipeline.label.commands",    # label, adjudicate, labels export/import
+    "pipeline.classify.commands", # train, classify, evaluate
+    "pipeline.report.commands",   # report, agree, validate-estimates
+    "pipeline.nightly",           # nightly
+)
+
+for _mod in _STAGES:
+    __import__(_mod, fromlist=["register"]).register(app)
+
+
+def main() -> None:
+    """Console entry point: runs the app, printing user errors on one line (exit 2)."""
+    try:
+        app()
+    except UserError as e:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {e}", markup=True)
+        sys.exit(e.exit_code)
+
+
+if __name__ == "__main__":
+    main()
