@@ -1,1 +1,1 @@
-"""labels stage."""
+"""Label files: the study's imported labels and labelling-session files (CSV and JSONL)."""

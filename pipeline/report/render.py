@@ -1,0 +1,195 @@
+"""Render a :class:`~pipeline.report.tables.Report` as terminal tables, Markdown, CSV, LaTeX or JSON.
+
+Cells read ``count (share%)`` in display formats; CSV keeps counts and shares in separate
+numeric columns so spreadsheets and pandas can use them. Category ids become display names
+from the codebook. Extra per-row keys (e.g. ``ci``) are rendered when present.
+"""
+
+from __future__ import annotations
+
+import io
+from decimal import ROUND_HALF_UP, Decimal
+import json
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.codebook import Codebook, load_codebook
+from pipeline.report.tables import OTHER_CAUSES, OTHER_SYMPTOMS, TABLE_TITLES, TOTAL, Report
+
+FORMATS = ("table", "markdown", "csv", "latex", "json")
+EXTENSIONS = {"markdown": "md", "csv": "csv", "latex": "tex", "json": "json", "table": "txt"}
+_BINS = {OTHER_CAUSES: "Other causes (binned)", OTHER_SYMPTOMS: "Other symptoms (binned)",
+         "unspecified": "Unspecified"}
+# the second key of cross tables, and which codebook dimension names each key's ids
+_KEY_DIMENSION = {"category": None, "symptom": "symptom", "stage": "stage", "cause": "cause"}
+
+
+def _name(cb: Codebook, dimension: str | None, cat: str) -> str:
+    if cat in _BINS:
+        return _BINS[cat]
+    return cb.display(dimension, cat) if dimension else cat
+
+
+def _row_dimension(table: str) -> str:
+    if table.startswith("cause"):
+        return "cause_subtype" if table == "cause_subtype" else "cause"
+    return table
+
+
+def _pct(x: float) -> str:
+    """Whole percent, half rounded up as the paper does (65 of 200 -> 33%); ``<1%`` for a small non-zero share."""
+    pct = int(Decimal(str(100 * x)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return "<1%" if pct == 0 and x > 0 else f"{pct}%"
+
+
+def _cell(row: dict, col: str) -> str:
+    text = f"{row['counts'][col]:g} ({_pct(row['share'][col])})"
+    ci = (row.get("ci") or {}).get(col)
+    if ci:
+        text += f" [{_pct(ci[0])}, {_pct(ci[1])}]"
+    return text
+
+
+def table_frame(rep: Report, name: str, cb: Codebook | None = None, numeric: bool = False) -> pd.DataFrame:
+    """One table as a DataFrame: display names, then a column per converter and the total.
+
+    ``numeric=True`` gives ``<col>_count`` / ``<col>_share`` (and ``_ci_low`` / ``_ci_high``) columns.
+    """
+    cb = cb or load_codebook()
+    cols = [*rep.converters, TOTAL]
+    records = []
+    for row in rep.tables[name]:
+        rec: dict[str, object] = {}
+        if "cause" in row and name == "cause_subtype":
+            rec["Cause"] = _name(cb, "cause", row["cause"])
+            rec["Subtype"] = _name(cb, "cause_subtype", row["category"])
+        else:
+            rec[_label(name)] = _name(cb, _row_dimension(name), row["category"])
+        for key in ("symptom", "stage"):
+            if key in row:
+                rec[key.title()] = _name(cb, key, row[key])
+        for c in cols:
+            head = "Total" if c == TOTAL else c
+            if numeric:
+                rec[f"{head}_count"] = row["counts"][c]
+                rec[f"{head}_share"] = row["share"][c]
+                ci = (row.get("ci") or {}).get(c)
+                if ci:
+                    rec[f"{head}_ci_low"], rec[f"{head}_ci_high"] = ci
+            else:
+                rec[head] = _cell(row, c)
+        if "method" in row:
+            rec["Method"] = row["method"]
+        records.append(rec)
+    return pd.DataFrame(records)
+
+
+def _label(name: str) -> str:
+    return {"stage": "Stage", "symptom": "Symptom"}.get(name, "Cause")
+
+
+def _md_escape(s: str) -> str:
+    return str(s).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    head = "| " + " | ".join(_md_escape(c) for c in df.columns) + " |"
+    sep = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(df.columns))) + "|"
+    body = ["| " + " | ".join(_md_escape(v) for v in rec) + " |" for rec in df.itertuples(index=False)]
+    return "\n".join([head, sep, *body])
+
+
+def _latex_escape(s: str) -> str:
+    out = str(s)
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"),
+                 ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}")):
+        out = out.replace(a, b) if a != "\\" else out.replace(a, "\x00")
+    return out.replace("\x00", r"\textbackslash{}")
+
+
+def to_latex(df: pd.DataFrame, caption: str, label: str) -> str:
+    """A booktabs table (``\\usepackage{booktabs}``), every cell escaped."""
+    spec = "l" * sum(1 for c in df.columns if not _is_value_col(c)) + "r" * sum(1 for c in df.columns if _is_value_col(c))
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_latex_escape(caption)}}}",
+             rf"\label{{tab:{label}}}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+             " & ".join(_latex_escape(c) for c in df.columns) + r" \\", r"\midrule"]
+    lines += [" & ".join(_latex_escape(v) for v in rec) + r" \\" for rec in df.itertuples(index=False)]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines)
+
+
+def _is_value_col(c: str) -> bool:
+    return c not in ("Stage", "Symptom", "Cause", "Subtype", "Method")
+
+
+def render(rep: Report, fmt: str, cb: Codebook | None = None, tables: list[str] | None = None) -> str:
+    """The whole report (or the named ``tables``) as text in ``fmt`` (not ``table``: see :func:`print_report`)."""
+    cb = cb or load_codebook()
+    names = [t for t in (tables or list(rep.tables))]
+    if fmt == "json":
+        d = rep.to_dict()
+        d["tables"] = {k: v for k, v in d["tables"].items() if k in names}
+        return json.dumps(d, indent=2)
+    parts = []
+    for name in names:
+        title = TABLE_TITLES.get(name, name)
+        if fmt == "markdown":
+            parts.append(f"### {title}\n\n{to_markdown(table_frame(rep, name, cb))}\n")
+        elif fmt == "csv":
+            parts.append(f"# {name}\n" + table_frame(rep, name, cb, numeric=True).to_csv(index=False, lineterminator="\n"))
+        elif fmt == "latex":
+            parts.append(to_latex(table_frame(rep, name, cb), title, name) + "\n")
+        else:
+            raise ValueError(f"unknown format {fmt!r}")
+    if fmt == "markdown" and rep.notes:
+        parts.append("Notes:\n\n" + "\n".join(f"- {_md_escape(n)}" for n in rep.notes) + "\n")
+    return "\n".join(parts)
+
+
+def print_report(rep: Report, console: Console | None = None, cb: Codebook | None = None,
+                 tables: list[str] | None = None) -> None:
+    """Rich tables on the terminal, one per study table, then the notes."""
+    cb = cb or load_codebook()
+    console = console or Console()
+    head = f"{rep.n} issues: " + ", ".join(f"{c} {rep.columns.get(c, '')}" for c in rep.converters)
+    console.print(f"[bold]{head}[/] (source: {rep.source})", highlight=False)
+    for name in tables or list(rep.tables):
+        df = table_frame(rep, name, cb)
+        t = Table(title=TABLE_TITLES.get(name, name), title_justify="left", show_lines=False)
+        for c in df.columns:
+            t.add_column(str(c), justify="left" if not _is_value_col(c) else "right", no_wrap=not _is_value_col(c))
+        for rec in df.itertuples(index=False):
+            t.add_row(*[str(v) for v in rec])
+        console.print(t)
+    for n in rep.notes:
+        console.print(f"[dim]note: {n}[/]", highlight=False)
+
+
+def write_all(rep: Report, out_dir: Path | str, cb: Codebook | None = None) -> list[Path]:
+    """Every table in every format under ``out_dir``: ``<table>.{md,csv,tex,txt}`` and ``report.json``."""
+    cb = cb or load_codebook()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in rep.tables:
+        frame = table_frame(rep, name, cb)
+        title = TABLE_TITLES.get(name, name)
+        files = {
+            "md": f"### {title}\n\n{to_markdown(frame)}\n",
+            "csv": table_frame(rep, name, cb, numeric=True).to_csv(index=False, lineterminator="\n"),
+            "tex": to_latex(frame, title, name) + "\n",
+        }
+        buf = Console(record=True, width=160, file=io.StringIO())
+        print_report(Report(rep.n, rep.converters, {name: rep.tables[name]}, [], rep.source, rep.columns), buf, cb)
+        files["txt"] = buf.export_text()
+        for ext, text in files.items():
+            p = out / f"{name}.{ext}"
+            p.write_text(text, encoding="utf-8")
+            written.append(p)
+    p = out / "report.json"
+    p.write_text(render(rep, "json", cb) + "\n", encoding="utf-8")
+    written.append(p)
+    return written
