@@ -95,7 +95,7 @@ def _open_workbook(path: Path) -> pd.ExcelFile:
 def _sheet(xl: pd.ExcelFile, book: Path, name: str, header_rows: int = 1, ncols: int | None = None) -> _Sheet:
     if name not in xl.sheet_names:
         raise UserError(f"{book.name}: missing sheet {name!r} (found: {', '.join(xl.sheet_names)})")
-    raw = xl.parse(name, header=None)
+    raw = pd.read_excel(xl, sheet_name=name, header=None)
     if raw.shape[0] < header_rows:
         raise UserError(f"{book.name} sheet {name!r}: is empty")
     if ncols is not None:
@@ -223,7 +223,7 @@ def read_drift(path: Path, codes: dict[str, dict[int, str]]) -> tuple[pd.DataFra
     out = {"A": [], "B": []}
     for sheet, converter in DRIFT_SHEETS.items():
         sh = _sheet(xl, path, sheet, header_rows=2)
-        header = xl.parse(sheet, header=None).iloc[1].tolist()
+        header = pd.read_excel(xl, sheet_name=sheet, header=None).iloc[1].tolist()
         if len(header) < 14 or str(header[2]).strip() != "URL":
             raise UserError(f"{path.name} sheet {sheet!r}: missing column 'URL' in the second header row (column C)")
         for i in range(len(sh.df)):
