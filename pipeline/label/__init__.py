@@ -1,1 +1,8 @@
-"""label stage."""
+"""label stage: the local labelling web tool and its interop.
+
+Modules: ``storage`` (append-only ``labels/<rater>.jsonl``), ``queue`` (what to label, in which
+order; adjudication disagreements), ``issues`` (what the page shows about an issue), ``render``
+(Markdown to sanitized HTML), ``app`` (Starlette app), ``serve`` (uvicorn on a bound socket),
+``sessions`` (sessions from CLI options), ``labelstudio`` (Label Studio export/import),
+``demo`` (a small store of made-up issues), ``commands`` (the CLI).
+"""

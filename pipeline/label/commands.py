@@ -1,7 +1,145 @@
 """CLI commands of the label stage (thin wrappers over library calls)."""
 
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
 import typer
+from rich.console import Console
+
+from pipeline.paths import labels_dir as default_labels_dir
+
+_out = Console(highlight=False, soft_wrap=True)
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _labels_dir(path: Path | None) -> Path:
+    """--labels-dir, or the project's labels/ folder (MINE_LABELS_DIR overrides)."""
+    return path if path is not None else default_labels_dir()
+
+
+def _serve(session, host: str, port: int) -> None:
+    from pipeline.label.app import create_app
+    from pipeline.label.serve import LOCAL_HOSTS, allowed_hosts_for, bind, serve, url_of
+
+    if host not in LOCAL_HOSTS:
+        _err.print(f"[bold yellow]warning:[/] listening on {host}: the labelling tool has no login; "
+                   "anyone who can reach this address can read issues and write labels as "
+                   f"{session.rater}.", markup=True)
+    sock = bind(host, port)
+    app = create_app(session, allowed_hosts=allowed_hosts_for(host))
+    _out.print(f"{session.queue_note}; {len(session.queue)} issues; labels go to {session.store.path}")
+    _out.print(f"Labelling tool for {session.rater}: {url_of(sock)}  (Ctrl-C to stop)")
+    try:
+        serve(app, sock)
+    except KeyboardInterrupt:
+        pass
+
+
+def label(
+    rater: str = typer.Option(..., "--rater", help="Your name; labels go to <labels-dir>/<rater>.jsonl."),
+    queue: Path | None = typer.Option(None, "--queue", help="File of issue URLs, one per line, '#' comments allowed "
+                                      "(written by `mine sample`). Default: every filtered issue in the store you "
+                                      "have not labelled, most uncertain first once the classifier has run."),
+    db: Path | None = typer.Option(None, "--db", help="The store (default data/mine.db)."),
+    port: int = typer.Option(8765, "--port", help="Port to listen on (0: any free port)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on. Anything but localhost is "
+                             "reachable by others, and there is no login."),
+    blind: bool = typer.Option(False, "--blind", help="Hide other raters' labels and classifier suggestions."),
+    labels_dir: Path | None = typer.Option(None, "--labels-dir", help="Folder of the label files (default labels/)."),
+) -> None:
+    """Label issues in a local web page, keyboard first (press ? there for the keys)."""
+    from pipeline.label.sessions import label_session
+
+    session = label_session(rater, queue_file=queue, db=db, labels_dir=_labels_dir(labels_dir), blind=blind)
+    _serve(session, host, port)
+
+
+def adjudicate(
+    file_a: Path = typer.Argument(..., help="First label file (CSV or JSONL)."),
+    file_b: Path = typer.Argument(..., help="Second label file (CSV or JSONL)."),
+    rater: str = typer.Option(..., "--rater", help="The adjudicator; decisions go to <labels-dir>/<rater>.jsonl."),
+    db: Path | None = typer.Option(None, "--db", help="The store (default data/mine.db)."),
+    port: int = typer.Option(8765, "--port", help="Port to listen on (0: any free port)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (there is no login)."),
+    blind: bool = typer.Option(False, "--blind", help="Hide other raters' labels and classifier suggestions."),
+    labels_dir: Path | None = typer.Option(None, "--labels-dir", help="Folder of the label files (default labels/)."),
+) -> None:
+    """Settle the issues two label files disagree on, both labels side by side."""
+    from pipeline.label.sessions import adjudication_session
+
+    session = adjudication_session(file_a, file_b, rater, db=db, labels_dir=_labels_dir(labels_dir), blind=blind)
+    _serve(session, host, port)
+
+
+labels_app = typer.Typer(help="Label files: Label Studio export and import.", no_args_is_help=True)
+
+
+@labels_app.command("export")
+def labels_export(
+    fmt: str = typer.Option("label-studio", "--format", help="Export format (only label-studio)."),
+    queue: Path | None = typer.Option(None, "--queue", help="File of issue URLs (default: the store's filtered issues)."),
+    labels: Path | None = typer.Option(None, "--labels", help="Label file (CSV/JSONL) whose labels become "
+                                       "pre-annotations (default: the classifier's stored predictions)."),
+    db: Path | None = typer.Option(None, "--db", help="The store (default data/mine.db)."),
+    out: Path = typer.Option(Path("label-studio-tasks.json"), "--out", help="Tasks JSON to write."),
+    config: Path | None = typer.Option(None, "--config", help="Labelling config XML to write "
+                                       "(default: beside --out, <out>.config.xml)."),
+) -> None:
+    """Write Label Studio tasks (with pre-annotations) and the matching labelling config; print the config."""
+    from pipeline.codebook import load_codebook
+    from pipeline.errors import UserError
+    from pipeline.label.labelstudio import export_tasks, labeling_config
+    from pipeline.label.queue import filtered_urls, read_queue_file
+    from pipeline.labels.files import read_labels
+    from pipeline.store.db import connect
+
+    if fmt != "label-studio":
+        raise UserError(f"--format {fmt!r}: only 'label-studio' is supported")
+    cb = load_codebook()
+    df = read_labels(labels, cb) if labels else None
+    conn = connect(db)
+    try:
+        if queue:
+            urls = read_queue_file(queue)
+        elif df is not None:
+            urls = df["url"].tolist()
+        else:
+            urls, note = filtered_urls(conn)
+            _err.print(note)
+        if not urls:
+            raise UserError("nothing to export: no --queue, no --labels and no filtered issues in the store")
+        tasks = export_tasks(urls, conn, cb, df)
+    finally:
+        conn.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(tasks, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    xml = labeling_config(cb)
+    cfg = config or out.with_suffix(".config.xml")
+    cfg.write_text(xml, encoding="utf-8")
+    _out.print(xml, markup=False)
+    n_pre = sum(1 for t in tasks if t.get("predictions"))
+    _err.print(f"wrote {len(tasks)} tasks ({n_pre} with pre-annotations) to {out} and the labelling config to {cfg}")
+
+
+@labels_app.command("import")
+def labels_import(
+    file: Path = typer.Argument(..., help="Label Studio JSON export (Export -> JSON)."),
+    rater: str = typer.Option(..., "--rater", help="Whose labels these are: appended to <labels-dir>/<rater>.jsonl."),
+    labels_dir: Path | None = typer.Option(None, "--labels-dir", help="Folder of the label files (default labels/)."),
+) -> None:
+    """Append a Label Studio export's annotations to a rater's label file (all or nothing)."""
+    from pipeline.codebook import load_codebook
+    from pipeline.label.labelstudio import import_export
+    from pipeline.label.storage import validate_rater
+
+    path, n, skipped = import_export(file, validate_rater(rater), load_codebook(), _labels_dir(labels_dir))
+    _out.print(f"appended {n} labels to {path}" + (f"; {skipped} tasks had no annotation" if skipped else ""))
 
 
 def register(app: typer.Typer) -> None:
-    """Add this stage's commands to the `mine` app."""
+    """Add this stage's commands to the `mine` app: label, adjudicate, labels export/import."""
+    app.command("label")(label)
+    app.command("adjudicate")(adjudicate)
+    app.add_typer(labels_app, name="labels")

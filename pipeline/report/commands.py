@@ -1,4 +1,4 @@
-"""CLI commands of the report stage: ``mine report`` and ``mine agree``."""
+"""CLI commands of the report stage: ``mine report``, ``mine agree`` and ``mine validate-estimates``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.errors import UserError
 from pipeline.paths import labels_dir
 
 
@@ -20,6 +21,13 @@ class ReportFormat(str, Enum):
     csv = "csv"
     latex = "latex"
     json = "json"
+    html = "html"
+
+
+class Source(str, Enum):
+    gold = "gold"
+    predicted = "predicted"
+    both = "both"
 
 
 class AgreeFormat(str, Enum):
@@ -28,7 +36,7 @@ class AgreeFormat(str, Enum):
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``report`` and ``agree`` to the ``mine`` app."""
+    """Add ``report``, ``agree`` and ``validate-estimates`` to the ``mine`` app."""
 
     @app.command("report")
     def report_cmd(
@@ -36,23 +44,89 @@ def register(app: typer.Typer) -> None:
         fmt: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="Output format."),
         out: Optional[Path] = typer.Option(None, "--out", help="Write every table in every format (md, csv, tex, txt, report.json) into this folder."),
         top_k: int = typer.Option(5, "--top-k", help="Causes shown before the rest is binned (Tables 10 and 14)."),
+        source: Source = typer.Option(Source.gold, "--from", help="gold: human labels only (Wilson intervals); predicted: estimate every filtered issue of the store from the classifier (error-corrected, bootstrap intervals); both: human labels where they exist, estimates for the rest."),
+        db: Optional[Path] = typer.Option(None, "--db", help="The store [default: data/mine.db for --from predicted/both]; with gold it adds over-time tables of labelled issues it has dates for."),
+        method: Optional[str] = typer.Option(None, "--method", help="Estimation method of predicted shares: cc, pcc, rpcc, acc, pacc [default: the one validate-estimates measured best, rpcc]."),
+        bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap replicates of the intervals of estimated shares."),
+        over_time: Optional[bool] = typer.Option(None, "--over-time/--no-over-time", help="Add tables per year and quarter of issue creation (figures with --out or --format html) [default: on with a store]."),
     ) -> None:
-        """Print the study's tables: stage (Table 8), symptom (Table 9), cause with subtypes
-        (Table 14), cause x symptom (Table 10) and cause x stage, per converter and in total.
+        """Print the study's failure tables per converter and in total.
+
+        Stage (Table 8), symptom (Table 9), cause with subtypes (Table 14), cause x symptom
+        (Table 10: top-5 causes, the rest and rare symptoms binned) and cause x stage; every
+        codebook category is listed, zero counts included.
+
+        Every share carries a 95% interval: Wilson for human labels, bootstrap for the
+        error-corrected estimates of --from predicted/both. With --out, also writes report.html
+        and the over-time figures (PNG and SVG); --format html prints the self-contained page.
         """
         from pipeline.labels.files import read_many
-        from pipeline.report.render import print_report, render, write_all
-        from pipeline.report.tables import build_report
+        from pipeline.paths import default_db
+        from pipeline.report.estimate import DEFAULT_METHOD, METHODS
+        from pipeline.report.render import print_report, render
 
+        if method is not None and method not in METHODS:
+            raise UserError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
         files = label_files or [labels_dir() / "study.csv"]
-        rep = build_report(read_many(files), top_k=top_k)
+        labels = read_many(files)
+        store = db if db is not None else (default_db() if source != Source.gold else None)
+        if store is not None and source != Source.gold and not Path(store).is_file():
+            raise UserError(f"{store}: no store here (run `mine crawl --db {store}` first)")
+        with_time = over_time if over_time is not None else store is not None
+        conn = None
+        if store is not None:
+            from pipeline.store.db import connect
+
+            conn = connect(store)
+        rep, trends, _ = _full_report(labels, source.value, conn, method=method or DEFAULT_METHOD,
+                                      bootstrap=bootstrap, over_time=with_time, top_k=top_k)
         if out is not None:
-            written = write_all(rep, out)
+            written = write_report_files(rep, trends, out)
             Console(stderr=True).print(f"wrote {len(written)} files to {out}", highlight=False)
         if fmt == ReportFormat.table:
             print_report(rep)
+            if trends:
+                print_report(_with_tables(rep, trends))
+        elif fmt == ReportFormat.html:
+            from pipeline.report.figures import close_all, report_figures
+            from pipeline.report.html import render_html
+
+            figs = report_figures(trends)
+            typer.echo(render_html(rep, trends=trends, figures=figs))
+            close_all(figs)
         else:
-            typer.echo(render(rep, fmt.value))
+            typer.echo(render(_with_tables(rep, {**rep.tables, **trends}) if trends else rep, fmt.value))
+
+    @app.command("validate-estimates")
+    def validate_cmd(
+        label_files: Optional[List[Path]] = typer.Argument(None, help="Label files of two converters [default: labels/study.csv]."),
+        db: Optional[Path] = typer.Option(None, "--db", help="A store holding the study's titles (`mine import-study DIR --db PATH`); also caches embeddings."),
+        paper: Optional[Path] = typer.Option(None, "--paper", help="Folder with the study's FailureAnalysis.xlsx, read for titles when the store has none [default: ../shared/paper]."),
+        bootstrap: int = typer.Option(1000, "--bootstrap", min=10, help="Bootstrap replicates per interval."),
+        repeats: int = typer.Option(2, "--repeats", min=1, help="Repetitions of 5-fold cross-validation measuring the classifier's errors."),
+        fmt: AgreeFormat = typer.Option(AgreeFormat.table, "--format", "-f", help="Output format."),
+    ) -> None:
+        """Check the corrected estimates against known answers.
+
+        Trains on one converter's study labels (titles only), estimates the other converter's
+        stage and symptom shares, and the reverse; prints the absolute error (percentage points)
+        of each share for the corrected estimate and for plain counting, and whether the gold
+        share lies inside the 95% interval.
+        """
+        from pipeline.labels.files import read_many
+        from pipeline.report.validate import study_titles, validate_estimates
+
+        conn = None
+        if db is not None:
+            from pipeline.store.db import connect
+
+            conn = connect(db)
+        labels = read_many(label_files or [labels_dir() / "study.csv"])
+        res = validate_estimates(labels, study_titles(conn, paper), conn=conn, bootstrap=bootstrap, repeats=repeats)
+        if fmt == AgreeFormat.json:
+            typer.echo(json.dumps(res.to_dict(), indent=2))
+            return
+        print_validation(res, Console(soft_wrap=True))
 
     @app.command("agree")
     def agree_cmd(
@@ -60,8 +134,10 @@ def register(app: typer.Typer) -> None:
         file_b: Path = typer.Argument(..., help="Second rater's label file."),
         fmt: AgreeFormat = typer.Option(AgreeFormat.table, "--format", "-f", help="Output format."),
     ) -> None:
-        """Inter-rater agreement: Cohen's kappa, raw agreement, n and the disagreements, for
-        each dimension both files rate, over the issues both files label.
+        """Inter-rater agreement of two label files: Cohen's kappa per dimension.
+
+        For each dimension both files rate, over the issues both label: Cohen's kappa
+        (scikit-learn), raw agreement, n, and the list of disagreements.
         """
         from pipeline.labels.files import read_labels
         from pipeline.report.agreement import agreement
@@ -82,3 +158,56 @@ def register(app: typer.Typer) -> None:
         for dim, d in res["dimensions"].items():
             for x in d["disagreements"]:
                 console.print(f"  {dim}: {x['url']}  A={x['a'] or '-'}  B={x['b'] or '-'}", highlight=False)
+
+
+def _full_report(*args, **kw):
+    from pipeline.report.trends import full_report
+
+    return full_report(*args, **kw)
+
+
+def _with_tables(rep, tables: dict):
+    from pipeline.report.tables import Report
+
+    return Report(rep.n, rep.converters, dict(tables), list(rep.notes), rep.source, rep.columns)
+
+
+def write_report_files(rep, trends: dict, out: Path, **html_kw) -> list[Path]:
+    """Every table in every format (over-time tables included), the figures (PNG + SVG) and ``report.html``."""
+    from pipeline.report.figures import close_all, report_figures, save
+    from pipeline.report.html import write_html
+    from pipeline.report.render import write_all
+
+    written = write_all(_with_tables(rep, {**rep.tables, **trends}), out)
+    figs = report_figures(trends)
+    for name, fig in figs.items():
+        written += save(fig, Path(out) / "figures", name)
+    written.append(write_html(Path(out) / "report.html", rep, trends=trends, figures=figs, **html_kw))
+    close_all(figs)
+    return written
+
+
+def print_validation(res, console: Console) -> None:
+    """The validation as tables: per direction and share, corrected vs plain-count error and coverage."""
+    s = res.summary
+    chosen = s["chosen_method"]
+    rows = res.rows
+    for (train, target, dim), sub in rows.groupby(["train", "target", "dimension"], sort=True):
+        t = Table(title=f"train {train} -> estimate {target}: {dim}", title_justify="left")
+        for c in ("category", "gold", f"{chosen} estimate [95%]", "inside", f"{chosen} error pp", "plain count", "count error pp"):
+            t.add_column(c, justify="left" if c == "category" else "right")
+        ch = sub[sub["method"] == chosen].set_index("category")
+        cc = sub[sub["method"] == "cc"].set_index("category")
+        for cat, r in ch.iterrows():
+            t.add_row(cat, f"{r.gold:.1%}", f"{r.estimate:.1%} [{r.low:.1%}, {r.high:.1%}]", "yes" if r.inside else "NO",
+                      f"{r.abs_error_pp:.1f}", f"{cc.loc[cat, 'estimate']:.1%}", f"{cc.loc[cat, 'abs_error_pp']:.1f}")
+        console.print(t)
+    t = Table(title="mean absolute error per share (pp) and interval coverage, all directions", title_justify="left")
+    for c in ("method", "mean abs error pp", "gold inside 95%"):
+        t.add_column(c, justify="left" if c == "method" else "right")
+    for m, e in sorted(s["mean_abs_error_pp"].items(), key=lambda kv: kv[1]):
+        t.add_row(m + (" (chosen)" if m == chosen else ""), f"{e:.2f}", f"{s['coverage'][m]:.0%}")
+    console.print(t)
+    console.print(f"corrected ({chosen}) error <= plain counting: {'yes' if s['corrected_not_worse_than_counting'] else 'NO'}; "
+                  f"node conversion and wrong model inside their intervals in both directions: "
+                  f"{'yes' if s['key_shares_inside'] else 'NO'}", highlight=False)
