@@ -1,1 +1,9 @@
-"""emulator stage."""
+"""emulator stage: a local stand-in for api.github.com.
+
+``pipeline.emulator.server`` runs a real HTTP server (``EmulatorConfig``, ``Emulator``,
+``run_emulator``) serving deterministic synthetic issues of pytorch/pytorch and
+onnx/tensorflow-onnx (``pipeline.emulator.data``) in GitHub's JSON shapes
+(``pipeline.emulator.render``), with GitHub's pagination, conditional requests, rate limits
+and injectable faults. ``pipeline.emulator.replay`` parses PyGithub's recordings of the real
+API, which the tests use to check those shapes. CLI: ``mine emulate``.
+"""

@@ -1,7 +1,66 @@
-"""CLI commands of the emulator stage (thin wrappers over library calls)."""
+"""CLI commands of the emulator stage (thin wrappers over library calls): ``emulate``."""
+
+from __future__ import annotations
+
+import signal
 
 import typer
+from rich.console import Console
+
+from pipeline.errors import UserError
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the `mine` app."""
+
+    @app.command("emulate")
+    def emulate(
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (keep it local)."),
+        port: int = typer.Option(0, "--port", help="Port to listen on; 0 picks a free port and prints it."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the synthetic data and of the fault draws."),
+        issues: int = typer.Option(
+            200, "--issues", help="Issues per repository; pull requests (about a quarter as many) come on top."),
+        latency_ms: int = typer.Option(0, "--latency-ms", help="Sleep this long before answering each API request."),
+        error_rate: float = typer.Option(
+            0.0, "--error-rate", help="Fraction of API requests answered 502/503 (deterministic from the seed)."),
+        rate_limit: int = typer.Option(
+            5000, "--rate-limit", help="Requests per window and token (one bucket when unauthenticated)."),
+        reset_seconds: int = typer.Option(3600, "--reset-seconds", help="Length of a rate-limit window in seconds."),
+        secondary_every: int = typer.Option(
+            0, "--secondary-every", help="Every K-th request hits the secondary limit (403/429, Retry-After: 1); 0 = off."),
+        truncate_rate: float = typer.Option(
+            0.0, "--truncate-rate", help="Fraction of 200 responses whose JSON body is cut in the middle."),
+    ) -> None:
+        """Serve a local GitHub REST API emulator with synthetic pytorch/pytorch and
+        onnx/tensorflow-onnx issues, timelines, rate limits and injected faults.
+
+        Point a crawler at the printed URL (e.g. `mine crawl --api-url URL`). Admin endpoints:
+        GET /_emulator/stats, POST /_emulator/touch?repo=OWNER/NAME&n=K, POST /_emulator/reset_stats.
+        Stops on Ctrl-C.
+        """
+        from pipeline.emulator.server import Emulator, EmulatorConfig
+
+        cfg = EmulatorConfig(seed=seed, issues=issues, latency_ms=latency_ms, error_rate=error_rate,
+                             rate_limit=rate_limit, reset_seconds=reset_seconds, secondary_every=secondary_every,
+                             truncate_rate=truncate_rate, host=host, port=port)
+        try:
+            emu = Emulator(cfg)
+            url = emu.url  # binds the socket, so a busy port fails here
+        except ValueError as e:
+            raise UserError(f"emulate: {e}") from None
+        except OSError as e:
+            raise UserError(f"emulate: cannot listen on {host}:{port}: {e.strerror or e}") from None
+        console = Console(highlight=False)
+        console.print(f"GitHub emulator listening on {url}", soft_wrap=True)
+        console.print(f"  {issues} issues per repository (seed {seed}): pytorch/pytorch, onnx/tensorflow-onnx; "
+                      "Ctrl-C to stop", soft_wrap=True)
+        # SIGTERM (e.g. from a script that started us) stops as cleanly as Ctrl-C.
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            emu.serve_forever()
+        except KeyboardInterrupt:
+            console.print("stopped")
