@@ -28,6 +28,9 @@ class Source:
     state: str = "closed"
     labels: tuple[str, ...] = ()
     exclude_labels: tuple[str, ...] = ()
+    # data-availability filter: a `cross-referenced` event counts only when its closed source
+    # issue lives in one of these repositories (the paper: "the pytorch or tensorflow-onnx repository")
+    xref_repos: tuple[str, ...] = ("pytorch/pytorch", "onnx/tensorflow-onnx")
 
     def is_relevant(self, issue: dict) -> bool:
         """The relevance filter on a GitHub issue object: state, labels, no pull requests."""
@@ -61,7 +64,8 @@ def load_sources(path: Path | str | None = None) -> list[Source]:
         if state not in ("closed", "open", "all"):
             raise UserError(f"{p}: source {e['name']!r}: state must be closed, open or all (got {state!r})")
         out.append(Source(name=str(e["name"]), repo=str(e["repo"]), state=state,
-                          labels=tuple(e.get("labels") or ()), exclude_labels=tuple(e.get("exclude_labels") or ())))
+                          labels=tuple(e.get("labels") or ()), exclude_labels=tuple(e.get("exclude_labels") or ()),
+                          **({"xref_repos": tuple(e["xref_repos"])} if e.get("xref_repos") else {})))
     names = [s.name for s in out]
     dup = {n for n in names if names.count(n) > 1}
     if dup:

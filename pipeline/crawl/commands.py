@@ -1,7 +1,177 @@
-"""CLI commands of the crawl stage (thin wrappers over library calls)."""
+"""CLI commands of the crawl stage (thin wrappers over library calls): ``crawl``, ``status``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Optional
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipeline.errors import UserError
+
+EXIT_PARTIAL = 3   # stopped by --max-wait (state saved): run again to resume
+EXIT_ERROR = 1     # a source failed after retries (state saved)
+
+
+class RichProgress:
+    """Crawl progress bars plus a countdown bar for rate-limit waits (one live display)."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False)
+        self.tasks: dict[str, int] = {}
+        self.counts: dict[str, int] = {}
+        self.totals: dict[str, int | None] = {}
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> "RichProgress":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def start(self, source: str, total: int | None) -> None:
+        with self._lock:
+            if source not in self.tasks:
+                self.tasks[source] = self.progress.add_task(f"{source}: issues", total=total)
+                self.counts[source], self.totals[source] = 0, total
+
+    def advance(self, source: str, n: int = 1) -> None:
+        self.start(source, None)
+        with self._lock:
+            self.counts[source] += n
+            total = self.totals[source]
+            if total is not None and self.counts[source] > total:
+                self.totals[source] = self.counts[source]   # the listing estimate was low
+            self.progress.update(self.tasks[source], completed=self.counts[source], total=self.totals[source])
+
+    def finish(self, source: str) -> None:
+        with self._lock:
+            if source in self.tasks:
+                self.totals[source] = self.counts[source]
+                self.progress.update(self.tasks[source], total=self.counts[source], completed=self.counts[source])
+
+    def wait(self, seconds: float, reason: str) -> None:
+        """Block ``seconds`` with a visible countdown (called from any crawler thread)."""
+        end = time.monotonic() + seconds
+        task = self.progress.add_task(f"[yellow]{reason}: {seconds:.0f}s", total=max(seconds, 0.001))
+        try:
+            while (left := end - time.monotonic()) > 0:
+                self.progress.update(task, completed=seconds - left,
+                                     description=f"[yellow]{reason}: {left:.0f}s left")
+                time.sleep(min(1.0, left))
+        finally:
+            self.progress.remove_task(task)
+
+
+def _print_summary(console: Console, summary) -> None:
+    table = Table(title="crawl summary")
+    for col in ("source", "new", "updated", "unchanged", "removed", "timelines", "listing pages", "high-water mark", "done"):
+        table.add_column(col, no_wrap=True)
+    for s in summary.sources.values():
+        table.add_row(s.name, str(s.new), str(s.updated), str(s.unchanged), str(s.removed), str(s.timelines),
+                      str(s.listing_pages), s.high_water or "-", "yes" if s.complete else "no")
+    console.print(table)
+    reset = time.strftime("%H:%M:%S UTC", time.gmtime(summary.rate_reset)) if summary.rate_reset else "?"
+    console.print(f"requests spent: {summary.requests} ({summary.not_modified} answered 304, {summary.retries} retries); "
+                  f"rate limit left: {summary.rate_remaining if summary.rate_remaining is not None else '?'}"
+                  f"/{summary.rate_limit if summary.rate_limit is not None else '?'} (reset {reset}); "
+                  f"{summary.seconds:.1f}s")
+    if summary.partial:
+        console.print(f"[yellow]stopped early, state saved; run again to resume:[/] {summary.stop_reason}")
+    for err in summary.errors:
+        console.print(f"[red]error:[/] {err}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the `mine` app."""
+
+    @app.command("crawl")
+    def crawl_cmd(
+        source: Optional[list[str]] = typer.Option(None, "--source", help="Crawl only this source (repeatable); default all."),
+        sources_file: Optional[Path] = typer.Option(None, "--sources", help="Sources YAML (default: pipeline/sources.yaml)."),
+        api_url: str = typer.Option("https://api.github.com", "--api-url", help="GitHub REST API base URL (e.g. an emulator)."),
+        db: Optional[Path] = typer.Option(None, "--db", help="SQLite store (default data/mine.db)."),
+        since: Optional[str] = typer.Option(None, "--since", help="Fetch issues updated since DATE (YYYY-MM-DD or ISO 8601, UTC) instead of from the high-water mark (e.g. a backfill); later runs continue from the high-water mark."),
+        token: Optional[str] = typer.Option(None, "--token", help="GitHub token (default: $GITHUB_TOKEN). Never printed or stored.", show_default=False),
+        max_wait: Optional[float] = typer.Option(None, "--max-wait", help="Longest rate-limit wait in seconds; beyond it stop cleanly (exit 3) and resume next run."),
+        concurrency: int = typer.Option(4, "--concurrency", min=1, max=32, help="Timelines fetched in parallel."),
+        fmt: str = typer.Option("text", "--format", help="Summary format: text or json."),
+        backoff_base: float = typer.Option(1.0, "--backoff-base", hidden=True, help="First retry delay in seconds (tests)."),
+        max_attempts: int = typer.Option(6, "--max-attempts", min=1, help="Attempts per request on 5xx, connection errors and malformed bodies."),
+    ) -> None:
+        """Crawl converter issues and their timelines from GitHub into the store (incremental, resumable).
+
+        Exit codes: 0 done, 1 a source failed after retries, 2 bad input, 3 stopped by --max-wait
+        (state saved; run again to resume)."""
+        from pipeline.crawl.backend import format_time, parse_time
+        from pipeline.crawl.client import GitHubClient
+        from pipeline.crawl.crawler import crawl
+        from pipeline.sources import get_source, load_sources
+        from pipeline.store import connect
+
+        if fmt not in ("text", "json"):
+            raise UserError(f"--format {fmt!r}: use text or json")
+        all_sources = load_sources(sources_file)
+        chosen = [get_source(n, all_sources) for n in source] if source else all_sources
+        since_norm = None
+        if since:
+            try:
+                value = since if "T" in since else f"{since}T00:00:00Z"
+                since_norm = format_time(parse_time(value if value.endswith("Z") or "+" in value else value + "Z"))
+            except ValueError:
+                raise UserError(f"--since {since!r}: not a date (use YYYY-MM-DD or 2024-01-31T12:00:00Z)") from None
+        token = token or os.environ.get("GITHUB_TOKEN") or None
+        err = Console(stderr=True, highlight=False)
+        if not token:
+            err.print("[yellow]warning:[/] no GitHub token (GITHUB_TOKEN or --token): unauthenticated requests "
+                      "are limited to 60 an hour; the crawl will wait for resets (or stop with --max-wait).")
+        conn = connect(db)
+        with RichProgress(err) as prog:
+            client = GitHubClient(api_url, token, max_wait=max_wait, on_wait=prog.wait,
+                                  backoff_base=backoff_base, max_attempts=max_attempts)
+            summary = crawl(conn, chosen, client, since=since_norm, concurrency=concurrency, progress=prog)
+        conn.close()
+        if fmt == "json":
+            sys.stdout.write(json.dumps(summary.to_dict(), indent=2) + "\n")
+        else:
+            _print_summary(Console(highlight=False), summary)
+        if summary.partial:
+            raise typer.Exit(EXIT_PARTIAL)
+        if summary.errors:
+            raise typer.Exit(EXIT_ERROR)
+
+    @app.command("status")
+    def status_cmd(
+        db: Optional[Path] = typer.Option(None, "--db", help="SQLite store (default data/mine.db)."),
+        sources_file: Optional[Path] = typer.Option(None, "--sources", help="Sources YAML (default: pipeline/sources.yaml)."),
+        fmt: str = typer.Option("text", "--format", help="text or json."),
+    ) -> None:
+        """Per source: stored issues, issues with a timeline, last crawl time, high-water mark."""
+        from pipeline.sources import load_sources
+        from pipeline.store import connect
+        from pipeline.store.crawlstore import source_status
+
+        if fmt not in ("text", "json"):
+            raise UserError(f"--format {fmt!r}: use text or json")
+        conn = connect(db)
+        data = source_status(conn, [s.name for s in load_sources(sources_file)])
+        conn.close()
+        if fmt == "json":
+            sys.stdout.write(json.dumps({"sources": data}, indent=2) + "\n")
+            return
+        table = Table(title="store status")
+        for col in ("source", "issues", "timelines", "last crawl", "high-water mark"):
+            table.add_column(col, no_wrap=True)
+        for name, d in data.items():
+            table.add_row(name, str(d["issues"]), str(d["timelines"]), d["last_crawl"] or "-", d["high_water"] or "-")
+        Console(highlight=False).print(table)

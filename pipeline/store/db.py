@@ -57,6 +57,33 @@ MIGRATIONS: list[str] = [
         fetched_at TEXT
     );
     """,
+    # 2: issue titles, embedding cache and predictions (classifier)
+    """
+    CREATE TABLE issue_titles (
+        url TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        origin TEXT                             -- where the title came from (e.g. the study sheet)
+    );
+    CREATE TABLE embeddings (
+        model_id TEXT NOT NULL,
+        text_sha256 TEXT NOT NULL,
+        dim INTEGER NOT NULL,
+        vector BLOB NOT NULL,                   -- float32, little endian
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (model_id, text_sha256)
+    );
+    CREATE TABLE predictions (
+        url TEXT NOT NULL,
+        dimension TEXT NOT NULL,
+        category TEXT NOT NULL,
+        probability REAL NOT NULL,
+        probs TEXT NOT NULL,                    -- JSON {category: probability} of every category
+        model_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (url, dimension, model_id)
+    );
+    CREATE INDEX predictions_model ON predictions(model_id, created_at);
+    """,
 ]
 
 

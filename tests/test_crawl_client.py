@@ -1,0 +1,78 @@
+"""The HTTP layer (GitHubClient) on its own: retries, backoff, rate limits, 304, scrubbing."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.crawl.backend import IssueBackend, shift_time
+from pipeline.crawl.client import BudgetExhausted, CrawlError, GitHubClient, NotFound, parse_link, scrub
+
+server = pytest.importorskip("pipeline.emulator.server", reason="the GitHub emulator is not there yet")
+
+
+def emu(**kw):
+    return server.run_emulator(server.EmulatorConfig(**{"issues": 30, **kw}))
+
+
+def test_pure_helpers():
+    assert scrub("Authorization: token abc123 failed for abc123", "abc123") == "Authorization: token *** failed for ***"
+    assert scrub("nothing", None) == "nothing"
+    assert parse_link('<http://x/a?page=2>; rel="next", <http://x/a?page=5>; rel="last"') == {
+        "next": "http://x/a?page=2", "last": "http://x/a?page=5"}
+    assert parse_link(None) == {}
+    assert shift_time("2024-01-01T00:00:30Z", -60) == "2023-12-31T23:59:30Z"
+
+
+def test_5xx_is_retried_with_exponential_backoff_then_reported():
+    delays: list[float] = []
+    with emu(error_rate=1.0) as e:
+        c = GitHubClient(e.url, max_attempts=4, backoff_base=1.0, sleep=delays.append)
+        with pytest.raises(CrawlError, match=r"/repos/pytorch/pytorch/issues\?state=closed: gave up after 4 attempts: HTTP 50[23]"):
+            c.get("repos/pytorch/pytorch/issues", {"state": "closed"})
+        assert e.stats()["requests"] == 4 and c.requests == 4
+    assert len(delays) == 4
+    for i, d in enumerate(delays):           # equal jitter: between half and all of base * 2^i
+        assert 2 ** i * 0.5 <= d <= 2 ** i
+
+
+def test_connection_errors_are_retried_and_scrubbed():
+    token = "ghp_secretsecretsecret"
+    c = GitHubClient("http://127.0.0.1:9/", token, max_attempts=2, sleep=lambda s: None)
+    with pytest.raises(CrawlError) as info:
+        c.get("repos/a/b/issues")
+    assert "2 attempts" in str(info.value) and token not in str(info.value)
+    assert c.has_token and token not in repr(c.__dict__.get("rate"))
+
+
+def test_etag_304_and_not_found():
+    with emu() as e:
+        c = GitHubClient(e.url)
+        first = c.get("repos/onnx/tensorflow-onnx/issues", {"state": "closed"})
+        assert first.status == 200 and first.etag and isinstance(first.data, list)
+        again = c.get("repos/onnx/tensorflow-onnx/issues", {"state": "closed"}, etag=first.etag)
+        assert again.not_modified and again.data is None and c.not_modified == 1
+        with pytest.raises(NotFound):
+            IssueBackend(c).timeline("onnx/tensorflow-onnx", 987654)
+
+
+def test_primary_limit_waits_or_stops():
+    waits: list[tuple[float, str]] = []
+    with emu(rate_limit=3, reset_seconds=3600) as e:
+        c = GitHubClient(e.url, max_wait=10, on_wait=lambda s, r: waits.append((s, r)))
+        for _ in range(3):
+            c.get("repos/pytorch/pytorch/issues")
+        assert c.rate.remaining == 0 and c.rate.limit == 3
+        with pytest.raises(BudgetExhausted, match="max-wait"):
+            c.get("repos/pytorch/pytorch/issues")
+        assert e.stats()["requests"] == 3          # known spent budget: no request was even sent
+    assert waits == []
+
+
+def test_secondary_limit_honours_retry_after():
+    waits: list[tuple[float, str]] = []
+    with emu(secondary_every=2) as e:
+        c = GitHubClient(e.url, on_wait=lambda s, r: waits.append((s, r)))
+        c.get("repos/pytorch/pytorch/issues")
+        resp = c.get("repos/pytorch/pytorch/issues")   # 2nd request answered 403 + Retry-After: 1, then retried
+        assert resp.status == 200
+    assert waits and waits[0][0] == 1.0 and "secondary" in waits[0][1]
