@@ -1,0 +1,340 @@
+"""Evaluation of the classifier: repeated stratified cross-validation, baselines, transfer, calibration.
+
+:func:`cross_val_predictions` is the public building block (out-of-fold probabilities and the
+confusion matrix per dimension, e.g. for adjusted classify-and-count prevalence estimates);
+:func:`evaluate` runs the model and the two baselines (majority class; TF-IDF + logistic
+regression) on the same folds, the cross-converter transfer and the calibration checks.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.model_selection import StratifiedKFold
+
+from pipeline.classify.model import DEFAULT_CONFIGS, DimensionClassifier, ModelConfig, config_for, merge_rare
+from pipeline.codebook import DIMENSIONS
+
+Configs = ModelConfig | Mapping[str, ModelConfig] | None
+
+METHODS = ("model", "majority", "tfidf")
+ECE_BINS = 10
+CONFIDENT = 0.8
+
+
+class MajorityClassifier:
+    """Baseline: always the most frequent training category (probabilities = training shares)."""
+
+    def fit(self, texts, embeddings, y):
+        s = pd.Series(list(y)).value_counts()
+        self.classes_ = np.array(sorted(s.index), dtype=object)
+        self._p = np.array([s[c] / s.sum() for c in self.classes_])
+        # ties broken by category name, so the choice is deterministic
+        self._top = sorted(s.index, key=lambda c: (-s[c], c))[0]
+        return self
+
+    def predict_proba(self, texts, embeddings):
+        p = np.zeros((len(texts), len(self.classes_)))
+        p[:, list(self.classes_).index(self._top)] = 1.0
+        return p
+
+
+class TfidfBaseline:
+    """Baseline: TF-IDF word uni- and bigrams + logistic regression with balanced class weights.
+
+    Balanced weights make it the stronger baseline for macro-F1 (unweighted it predicts
+    mostly the majority category); its settings are scikit-learn's defaults otherwise.
+    """
+
+    def __init__(self, random_state: int = 0):
+        self.random_state = random_state
+
+    def fit(self, texts, embeddings, y):
+        self._vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+        X = self._vec.fit_transform(texts)
+        self._clf = LogisticRegression(solver="newton-cg", max_iter=5000, class_weight="balanced", random_state=self.random_state)
+        self._clf.fit(X, list(y))
+        self.classes_ = np.array(sorted(set(y)), dtype=object)
+        return self
+
+    def predict_proba(self, texts, embeddings):
+        p = self._clf.predict_proba(self._vec.transform(texts))
+        return p[:, [list(self._clf.classes_).index(c) for c in self.classes_]]
+
+
+def make_method(method: str, config: ModelConfig) -> Callable[[], Any]:
+    """A factory of fresh, unfitted classifiers for ``method`` (``model``, ``majority`` or ``tfidf``)."""
+    if method == "model":
+        return lambda: DimensionClassifier(config)
+    if method == "majority":
+        return MajorityClassifier
+    if method == "tfidf":
+        return lambda: TfidfBaseline(config.random_state)
+    raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+
+
+@dataclass
+class CrossValResult:
+    """Out-of-fold predictions of one dimension over ``repeats`` repetitions of stratified k-fold CV.
+
+    ``proba[r, i, j]``: probability of ``classes[j]`` for issue ``i`` in repetition ``r``, from
+    the model trained on the folds not holding ``i``. ``y_true`` is in the model's label space
+    (categories in ``merged`` mapped to ``other``).
+    """
+
+    dimension: str
+    classes: list[str]
+    y_true: np.ndarray
+    proba: np.ndarray
+    merged: list[str] = field(default_factory=list)
+    index: list[Any] = field(default_factory=list)
+
+    @property
+    def pred(self) -> np.ndarray:
+        """Predicted category per repetition and issue, shape (repeats, n)."""
+        return np.asarray(self.classes, dtype=object)[self.proba.argmax(axis=2)]
+
+    @property
+    def confusion(self) -> pd.DataFrame:
+        """Confusion counts summed over repetitions: rows true category, columns predicted."""
+        cm = sum(confusion_matrix(self.y_true, p, labels=self.classes) for p in self.pred)
+        return pd.DataFrame(cm, index=self.classes, columns=self.classes)
+
+    @property
+    def confusion_rates(self) -> pd.DataFrame:
+        """Row-normalised confusion: entry (t, p) estimates P(predicted p | true t)."""
+        cm = self.confusion.astype(float)
+        return cm.div(cm.sum(axis=1).replace(0, np.nan), axis=0).fillna(0.0)
+
+    @property
+    def mean_proba(self) -> pd.DataFrame:
+        """Out-of-fold probabilities averaged over repetitions (rows = issues, columns = classes)."""
+        return pd.DataFrame(self.proba.mean(axis=0), columns=self.classes, index=self.index or None)
+
+
+def _label_mask(labels: pd.DataFrame, dim: str) -> np.ndarray:
+    return labels[dim].fillna("").astype(str).str.len().gt(0).to_numpy() if dim in labels.columns else np.zeros(len(labels), bool)
+
+
+def cross_val_predictions(
+    texts: Sequence[str],
+    embeddings: np.ndarray | None,
+    labels: pd.DataFrame,
+    dimensions: Sequence[str] = DIMENSIONS,
+    *,
+    method: str = "model",
+    config: Configs = None,
+    repeats: int = 5,
+    folds: int = 5,
+    seed: int = 0,
+) -> dict[str, CrossValResult]:
+    """Out-of-fold class probabilities and confusion matrices, per dimension, by repeated stratified k-fold CV.
+
+    Parameters: ``texts`` and ``embeddings`` (rows aligned with ``labels``, a label table as
+    returned by :func:`pipeline.labels.files.read_labels`); the dimensions to evaluate; the
+    ``method`` (``model`` = the classifier built with ``config``, ``majority``, ``tfidf``);
+    ``config`` is one :class:`ModelConfig` or one per dimension (default: ``DEFAULT_CONFIGS``);
+    ``repeats`` repetitions of ``folds``-fold CV, repetition *r* shuffled with seed ``seed + r``
+    (the folds depend only on the labels and the seed, so every method sees the same folds).
+
+    Categories with fewer than the config's ``min_count`` issues are merged into ``other`` once, over
+    all rows, before splitting (a fixed label space, as the trained model would have).
+
+    Returns ``{dimension: CrossValResult}``; ``result.proba`` has shape (repeats, n, k),
+    ``result.confusion`` the counts summed over repetitions and ``result.confusion_rates``
+    P(predicted | true) as needed to correct classify-and-count prevalence estimates.
+    """
+    out: dict[str, CrossValResult] = {}
+    for dim in dimensions:
+        cfg = config_for(config, dim)
+        factory = make_method(method, cfg)
+        mask = _label_mask(labels, dim)
+        if mask.sum() < folds:
+            continue
+        idx = np.flatnonzero(mask)
+        y, merged = merge_rare(labels[dim].to_numpy()[idx].astype(str).tolist(), cfg.min_count)
+        y = np.asarray(y, dtype=object)
+        classes = sorted(set(y))
+        t = [texts[i] for i in idx]
+        e = None if embeddings is None else embeddings[idx]
+        proba = np.zeros((repeats, len(idx), len(classes)))
+        for r in range(repeats):
+            skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed + r)
+            with warnings.catch_warnings():
+                # rare categories (fewer members than folds) are expected with 200 issues
+                warnings.filterwarnings("ignore", message=".*least populated class.*")
+                splits = list(skf.split(np.zeros(len(y)), y))
+            for train, test in splits:
+                clf = factory().fit([t[i] for i in train], None if e is None else e[train], y[train])
+                p = clf.predict_proba([t[i] for i in test], None if e is None else e[test])
+                cols = [classes.index(c) for c in clf.classes_]
+                proba[r][np.ix_(test, cols)] = p
+        index = labels["url"].to_numpy()[idx].tolist() if "url" in labels.columns else idx.tolist()
+        out[dim] = CrossValResult(dim, classes, y, proba, merged, index)
+    return out
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:
+    """ECE of the top category: sum over equal-width confidence bins of |accuracy - confidence| * share."""
+    confidence = np.asarray(confidence, float)
+    correct = np.asarray(correct, float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        m = which == b
+        if m.any():
+            ece += m.mean() * abs(correct[m].mean() - confidence[m].mean())
+    return float(ece)
+
+
+def calibration_summary(res: CrossValResult, threshold: float = CONFIDENT) -> dict[str, Any]:
+    """ECE of the top category, and precision/coverage of predictions with p >= ``threshold`` (all repetitions pooled)."""
+    conf = res.proba.max(axis=2).ravel()
+    correct = (res.pred == res.y_true[None, :]).ravel()
+    sure = conf >= threshold
+    return {
+        "ece": expected_calibration_error(conf, correct),
+        "mean_confidence": float(conf.mean()),
+        "accuracy": float(correct.mean()),
+        "threshold": threshold,
+        "coverage": float(sure.mean()),
+        "precision_at_threshold": float(correct[sure].mean()) if sure.any() else None,
+        "n_confident": int(sure.sum()),
+        "n_predictions": int(conf.size),
+    }
+
+
+def method_metrics(res: CrossValResult) -> dict[str, Any]:
+    """Accuracy and macro-F1 (mean and sd over repetitions), per-category P/R/F1 and the mean confusion matrix."""
+    acc = [accuracy_score(res.y_true, p) for p in res.pred]
+    f1 = [f1_score(res.y_true, p, labels=res.classes, average="macro", zero_division=0) for p in res.pred]
+    y_all = np.tile(res.y_true, len(res.pred))
+    p_all = res.pred.ravel()
+    prec, rec, f, sup = precision_recall_fscore_support(y_all, p_all, labels=res.classes, zero_division=0)
+    per = {c: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f[i]),
+               "support": int(sup[i] // len(res.pred))} for i, c in enumerate(res.classes)}
+    cm = res.confusion / len(res.pred)
+    return {
+        "accuracy": float(np.mean(acc)), "accuracy_sd": float(np.std(acc)),
+        "macro_f1": float(np.mean(f1)), "macro_f1_sd": float(np.std(f1)),
+        "per_category": per,
+        "confusion": {"labels": res.classes, "matrix": cm.round(2).values.tolist(),
+                      "note": "rows true, columns predicted; mean counts per repetition"},
+    }
+
+
+def transfer(
+    texts: Sequence[str],
+    embeddings: np.ndarray | None,
+    labels: pd.DataFrame,
+    dimensions: Sequence[str] = DIMENSIONS,
+    *,
+    config: Configs = None,
+    methods: Sequence[str] = METHODS,
+) -> dict[str, Any]:
+    """Cross-converter transfer: train on one converter's issues, test on the other's, both ways.
+
+    Uses the label space of the whole table (rare categories merged into ``other``).
+    Returns ``{"tf2onnx->torch.onnx": {dim: {method: {accuracy, macro_f1}}}, ...}``.
+    """
+    out: dict[str, Any] = {}
+    convs = sorted(labels["converter"].dropna().unique())
+    if len(convs) != 2:
+        return out
+    for src, dst in ((convs[0], convs[1]), (convs[1], convs[0])):
+        key = f"{src}->{dst}"
+        out[key] = {}
+        for dim in dimensions:
+            cfg = config_for(config, dim)
+            mask = _label_mask(labels, dim)
+            if not mask.any():
+                continue
+            y_all, _ = merge_rare(labels[dim].astype(str).tolist(), cfg.min_count)
+            y_all = np.asarray(y_all, dtype=object)
+            tr = np.flatnonzero(mask & (labels["converter"] == src).to_numpy())
+            te = np.flatnonzero(mask & (labels["converter"] == dst).to_numpy())
+            if len(tr) < 2 or len(te) < 1:
+                continue
+            out[key][dim] = {"n_train": int(len(tr)), "n_test": int(len(te))}
+            for m in methods:
+                clf = make_method(m, cfg)().fit([texts[i] for i in tr], None if embeddings is None else embeddings[tr], y_all[tr])
+                p = clf.predict_proba([texts[i] for i in te], None if embeddings is None else embeddings[te])
+                pred = np.asarray(clf.classes_, dtype=object)[p.argmax(axis=1)]
+                labs = sorted(set(y_all[te]) | set(pred))
+                out[key][dim][m] = {"accuracy": float(accuracy_score(y_all[te], pred)),
+                                    "macro_f1": float(f1_score(y_all[te], pred, labels=labs, average="macro", zero_division=0))}
+    return out
+
+
+def evaluate(
+    texts: Sequence[str],
+    embeddings: np.ndarray | None,
+    labels: pd.DataFrame,
+    dimensions: Sequence[str] = DIMENSIONS,
+    *,
+    config: Configs = None,
+    repeats: int = 5,
+    folds: int = 5,
+    seed: int = 0,
+    text_kind: str = "title",
+) -> dict[str, Any]:
+    """The full evaluation report (model vs. baselines on the same folds, transfer, calibration) as a dict."""
+    dims = [d for d in dimensions if _label_mask(labels, d).sum() >= folds]
+    report: dict[str, Any] = {"n": int(len(labels)), "text": text_kind, "repeats": repeats, "folds": folds,
+                              "seed": seed,
+                              "config": {d: asdict(config_for(config, d)) for d in dims}, "dimensions": {}, "calibration": {}}
+    cv = {m: cross_val_predictions(texts, embeddings, labels, dims, method=m, config=config,
+                                   repeats=repeats, folds=folds, seed=seed) for m in METHODS}
+    for dim in dims:
+        res = cv["model"][dim]
+        report["dimensions"][dim] = {"n": int(len(res.y_true)), "categories": res.classes, "merged_into_other": res.merged}
+        for m in METHODS:
+            report["dimensions"][dim][m] = method_metrics(cv[m][dim])
+        report["calibration"][dim] = calibration_summary(res)
+    # all dimensions pooled: the p >= 0.8 criterion over every prediction the model makes
+    conf = np.concatenate([cv["model"][d].proba.max(axis=2).ravel() for d in dims])
+    corr = np.concatenate([(cv["model"][d].pred == cv["model"][d].y_true[None, :]).ravel() for d in dims])
+    sure = conf >= CONFIDENT
+    report["calibration"]["pooled"] = {
+        "ece": expected_calibration_error(conf, corr), "threshold": CONFIDENT, "coverage": float(sure.mean()),
+        "precision_at_threshold": float(corr[sure].mean()) if sure.any() else None, "n_confident": int(sure.sum()),
+        "n_predictions": int(conf.size)}
+    report["transfer"] = transfer(texts, embeddings, labels, dims, config=config)
+    report["criteria"] = criteria(report)
+    return report
+
+
+def criteria(report: dict[str, Any]) -> dict[str, Any]:
+    """The acceptance checks: model beats both baselines in macro-F1, accuracy >= majority, precision at p>=0.8 >= 0.8."""
+    out: dict[str, Any] = {}
+    for dim, r in report["dimensions"].items():
+        out[dim] = {
+            "macro_f1_beats_majority": r["model"]["macro_f1"] > r["majority"]["macro_f1"],
+            "macro_f1_beats_tfidf": r["model"]["macro_f1"] > r["tfidf"]["macro_f1"],
+            "accuracy_not_below_majority": r["model"]["accuracy"] >= r["majority"]["accuracy"],
+        }
+    pooled = report["calibration"].get("pooled", {})
+    prec = pooled.get("precision_at_threshold")
+    out["precision_at_0.8_at_least_0.8"] = bool(prec is not None and prec >= 0.8)
+    out["all"] = all(all(v.values()) for k, v in out.items() if isinstance(v, dict)) and out["precision_at_0.8_at_least_0.8"]
+    return out
+
+
+def report_table(report: dict[str, Any]) -> pd.DataFrame:
+    """One row per dimension and method: accuracy and macro-F1 (mean ± sd over repetitions)."""
+    rows = []
+    for dim, r in report["dimensions"].items():
+        for m in METHODS:
+            rows.append({"dimension": dim, "method": m, "accuracy": r[m]["accuracy"], "accuracy_sd": r[m]["accuracy_sd"],
+                         "macro_f1": r[m]["macro_f1"], "macro_f1_sd": r[m]["macro_f1_sd"]})
+    return pd.DataFrame(rows)

@@ -1,0 +1,132 @@
+"""Predict stage, symptom and cause of crawled issues that no human labelled; store and read predictions."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from pipeline.classify.data import human_label_files
+from pipeline.classify.embed import EmbedStats, Embedder, embed_texts
+from pipeline.classify.model import IssueModel
+from pipeline.classify.storeutil import transaction
+from pipeline.classify.text import describe_kinds, texts_for
+from pipeline.labels.files import read_many
+
+PREDICTION_COLUMNS = ["url", "converter", "dimension", "category", "probability", "probs", "model_id", "created_at"]
+
+
+def human_labelled_urls(label_files: Sequence[Path | str] | None = None) -> set[str]:
+    """URLs some human labelled: in ``label_files`` (default: the study CSV and ``labels/*.jsonl``)."""
+    files = list(label_files) if label_files is not None else human_label_files()
+    files = [f for f in files if Path(f).is_file()]
+    return set(read_many(files)["url"]) if files else set()
+
+
+def unlabelled_filtered_urls(conn: sqlite3.Connection, label_files: Sequence[Path | str] | None = None) -> list[str]:
+    """URLs of crawled issues kept by the data-availability filter that no human labelled."""
+    from pipeline.sample.filter import filtered_issues
+
+    labelled = human_labelled_urls(label_files)
+    return [r["url"] for r in filtered_issues(conn) if r["url"] not in labelled]
+
+
+@dataclass
+class ClassifyResult:
+    """What :func:`classify_issues` did."""
+
+    model_id: str
+    issues: int
+    text_kind: str
+    embed: EmbedStats = field(default_factory=EmbedStats)
+    without_text: list[str] = field(default_factory=list)
+
+
+def classify_issues(
+    conn: sqlite3.Connection,
+    model: IssueModel,
+    embedder: Embedder,
+    urls: Sequence[str],
+    *,
+    text_kind: str | None = None,
+    progress: bool = True,
+) -> ClassifyResult:
+    """Predict every dimension of the model for ``urls`` and store the rows in ``predictions``.
+
+    ``text_kind`` defaults to the kind of text the model was trained on (a title-trained model
+    sees titles). Earlier predictions of the same model for these issues are replaced.
+    """
+    kind = text_kind or ("full" if model.metadata.get("text_kind") == "full" else "title")
+    texts, kinds = texts_for(conn, urls, kind, max_tokens=embedder.max_tokens if kind == "full" else 256)
+    todo = [u for u in urls if u in texts]
+    stats = EmbedStats()
+    res = ClassifyResult(model.model_id, len(todo), describe_kinds(kinds.values()), stats,
+                         [u for u in urls if u not in texts])
+    if not todo:
+        return res
+    tx = [texts[u] for u in todo]
+    emb = embed_texts(tx, embedder, conn, progress=progress, stats=stats) if model.uses_embeddings else None
+    probs = model.predict_proba(tx, emb)
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    rows = []
+    for dim, table in probs.items():
+        for u, (_, p) in zip(todo, table.iterrows()):
+            top = p.idxmax()
+            rows.append((u, dim, str(top), float(p[top]), json.dumps({k: round(float(v), 6) for k, v in p.items()}),
+                         model.model_id, now))
+    with transaction(conn):
+        conn.executemany(
+            "INSERT OR REPLACE INTO predictions(url, dimension, category, probability, probs, model_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    return res
+
+
+def latest_model_id(conn: sqlite3.Connection) -> str | None:
+    row = conn.execute("SELECT model_id FROM predictions ORDER BY created_at DESC, rowid DESC LIMIT 1").fetchone()
+    return row[0] if row else None
+
+
+def predictions_for(conn: sqlite3.Connection, model_id: str | None = None) -> pd.DataFrame:
+    """Stored predictions as a long table: one row per issue and dimension.
+
+    Columns: ``url, converter, dimension, category, probability, probs`` (dict of every
+    category's probability), ``model_id, created_at``. ``model_id`` defaults to the model of
+    the most recent ``mine classify`` run; ``converter`` comes from the crawled issue (empty
+    when the issue is not in ``issues``).
+    """
+    mid = model_id or latest_model_id(conn)
+    if mid is None:
+        return pd.DataFrame(columns=PREDICTION_COLUMNS)
+    rows = conn.execute(
+        "SELECT p.url, COALESCE(i.source, '') AS converter, p.dimension, p.category, p.probability, p.probs, "
+        "p.model_id, p.created_at FROM predictions p LEFT JOIN issues i ON i.url = p.url "
+        "WHERE p.model_id = ? ORDER BY p.url, p.dimension", (mid,)).fetchall()
+    df = pd.DataFrame([tuple(r) for r in rows], columns=PREDICTION_COLUMNS)
+    df["probs"] = df["probs"].map(json.loads)
+    return df
+
+
+def low_confidence(predictions: pd.DataFrame, min_confidence: float) -> pd.DataFrame:
+    """Issues with some dimension's top probability below ``min_confidence``, least confident first.
+
+    Columns: ``url, min_probability, dimension`` (the least confident one), ``category``.
+    """
+    if predictions.empty:
+        return pd.DataFrame(columns=["url", "min_probability", "dimension", "category"])
+    worst = predictions.sort_values(["probability", "url"]).groupby("url", sort=False).head(1)
+    worst = worst[worst["probability"] < min_confidence]
+    return worst.rename(columns={"probability": "min_probability"})[
+        ["url", "min_probability", "dimension", "category"]].reset_index(drop=True)
+
+
+def write_queue(urls: Sequence[str], path: Path | str) -> Path:
+    """Write a labelling queue: one issue URL per line."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text("".join(f"{u}\n" for u in urls), encoding="utf-8")
+    return p

@@ -1,0 +1,266 @@
+"""The text the classifier sees for one issue, built from what the store holds.
+
+:func:`build_issue_text` turns a title, a Markdown/HTML body and the first comments into
+plain text that fits the embedding model's token limit (all-MiniLM-L6-v2: 256 word pieces
+including the two special tokens). What carries the signal is kept first: the title, then
+exception and error lines (``RuntimeError: ONNX export failed ... not supported``), then the
+prose of the body, then a few code lines, then comments.
+
+:func:`texts_for` reads the store: ``kind="title"`` uses only titles (all the study's 200
+issues have offline), ``kind="full"`` uses title, body and first comments of crawled issues.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import sqlite3
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+from pathlib import Path
+
+MODEL_MAX_TOKENS = 256
+TEXT_KINDS = ("title", "full")
+
+# An exception or error line: "RuntimeError: ...", "onnx.onnx_cpp2py_export.checker.ValidationError: ...",
+# "[ONNXRuntimeError] : 1 : FAIL", "error: ...", "... is not supported", "Unsupported ...", "failed".
+_ERROR_RE = re.compile(
+    r"(^\s*([A-Za-z_][\w.]*)?(Error|Exception|Warning|Failure|Fault|Fail)\b\s*:)"  # Python exception lines
+    r"|(\w*(error|exception)\b)"                                          # ERROR:, [ShapeInferenceError], ...
+    r"|(\bnot (yet )?(supported|implemented)\b)|(\bunsupported\b)"
+    r"|(\b(fail|failed|fails|failure|cannot|can't|couldn't|unable to)\b)"
+    r"|(\bassert(ion)?\b)",
+    re.IGNORECASE,
+)
+_TRACE_NOISE_RE = re.compile(r'^\s*(File ".*", line \d+|Traceback \(most recent call last\):|\^+\s*$|~+\^*~*\s*$)')
+_FENCE_RE = re.compile(r"^\s*(```|~~~)")
+_HTML_TAG_RE = re.compile(r"<[^>\n]{1,400}>")
+_HTML_COMMENT_RE = re.compile(r"<!--.*?-->", re.DOTALL)
+_MD_IMAGE_RE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
+_MD_LINK_RE = re.compile(r"\[([^\]]+)\]\((?:[^()\s]|\([^()\s]*\))*\)")
+_URL_RE = re.compile(r"https?://\S+")
+_MD_MARKUP_RE = re.compile(r"^\s{0,3}(#{1,6}\s+|>\s?|[-*+]\s+\[[ xX]\]\s+|[-*+]\s+|\d+\.\s+)")
+_INLINE_MARKUP_RE = re.compile(r"(\*\*|__|`)")
+
+TokenCounter = Callable[[str], int]
+
+
+@lru_cache(maxsize=4)
+def _tokenizer(model_dir: str):
+    from tokenizers import Tokenizer  # the fast tokenizer of the embedding model, no network
+
+    tok = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+    # the file ships with padding/truncation to 128 for batch use; counting needs neither
+    tok.no_padding()
+    tok.no_truncation()
+    return tok
+
+
+def token_counter(model_dir: Path | str | None = None) -> TokenCounter:
+    """Count word pieces with the model's own tokenizer (``tokenizer.json`` in ``model_dir``).
+
+    Falls back to :func:`approx_tokens` when the folder has no ``tokenizer.json``.
+    """
+    if model_dir is None:
+        from pipeline.classify.embed import default_model_path
+
+        model_dir = default_model_path()
+    if not (Path(model_dir) / "tokenizer.json").is_file():
+        return approx_tokens
+    tok = _tokenizer(str(model_dir))
+    return lambda s: len(tok.encode(s, add_special_tokens=False).ids)
+
+
+def approx_tokens(text: str) -> int:
+    """A conservative word-piece estimate: every word or symbol, plus one piece per 3 letters beyond the third."""
+    n = 0
+    for w in re.findall(r"\w+|[^\w\s]", text):
+        n += 1 + max(0, len(w) - 3) // 3 if w[0].isalnum() or w[0] == "_" else 1
+    return n
+
+
+def markdown_to_text(markdown: str) -> tuple[str, list[str]]:
+    """Reduce a Markdown/HTML body to prose lines and code lines: ``(prose, code_lines)``.
+
+    Fenced code blocks, indented code and ``<pre>``/``<code>`` blocks go to ``code_lines``;
+    HTML tags, comments, images, link targets and Markdown markup are dropped.
+    """
+    text = html.unescape(_HTML_COMMENT_RE.sub(" ", markdown or ""))
+    text = re.sub(r"<details>|</details>|<summary>.*?</summary>", "\n", text, flags=re.IGNORECASE | re.DOTALL)
+    text = re.sub(r"<pre[^>]*>", "\n```\n", text, flags=re.IGNORECASE)
+    text = re.sub(r"</pre>", "\n```\n", text, flags=re.IGNORECASE)
+    text = re.sub(r"<br\s*/?>", "\n", text, flags=re.IGNORECASE)
+    prose: list[str] = []
+    code: list[str] = []
+    in_fence = False
+    for line in text.splitlines():
+        if _FENCE_RE.match(line):
+            in_fence = not in_fence
+            continue
+        if in_fence or line.startswith("    ") or line.startswith("\t"):
+            if line.strip():
+                code.append(_HTML_TAG_RE.sub("", line).rstrip())
+            continue
+        line = _HTML_TAG_RE.sub(" ", line)
+        line = _MD_IMAGE_RE.sub(r"\1", line)
+        line = _MD_LINK_RE.sub(r"\1", line)
+        line = _URL_RE.sub(" ", line)
+        line = _MD_MARKUP_RE.sub("", line)
+        line = _INLINE_MARKUP_RE.sub("", line)
+        line = " ".join(line.split())
+        if line and not re.fullmatch(r"[-=_*|: ]+", line):
+            prose.append(line)
+    return "\n".join(prose), code
+
+
+def error_lines(code_lines: Iterable[str], prose: str = "") -> list[str]:
+    """The lines that name an error: exception lines of tracebacks, ``error:`` lines, "not supported".
+
+    Traceback frames (``File "...", line N``) and caret markers are skipped; duplicates removed.
+    """
+    out: dict[str, None] = {}
+    for line in [*code_lines, *prose.splitlines()]:
+        s = " ".join(line.split())
+        if not s or _TRACE_NOISE_RE.match(line):
+            continue
+        if _ERROR_RE.search(s):
+            out[s] = None
+    return list(out)
+
+
+def _cut(text: str, budget: int, count: TokenCounter) -> str:
+    """The longest word-boundary prefix of ``text`` within ``budget`` tokens."""
+    if budget <= 0:
+        return ""
+    if count(text) <= budget:
+        return text
+    words = text.split(" ")
+    lo, hi = 0, len(words)
+    while lo < hi:  # binary search on the number of words
+        mid = (lo + hi + 1) // 2
+        if count(" ".join(words[:mid])) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return " ".join(words[:lo])
+
+
+def build_issue_text(
+    title: str,
+    body: str | None = None,
+    comments: Iterable[str] = (),
+    *,
+    max_tokens: int = MODEL_MAX_TOKENS,
+    count_tokens: TokenCounter | None = None,
+    max_error_line_tokens: int = 64,
+    max_code_lines: int = 4,
+) -> str:
+    """The text the model sees: title, error lines, body prose, a few code lines, comments.
+
+    The result holds at most ``max_tokens - 2`` word pieces by ``count_tokens`` (default: the
+    packaged model's tokenizer), leaving room for the model's two special tokens. Parts are
+    filled in order of signal (title, error lines of body and comments, body prose, a few code
+    lines, comment prose), each cut at
+    a word boundary when the budget runs out; long error lines are cut to
+    ``max_error_line_tokens`` so that several fit.
+    """
+    count = count_tokens or token_counter()
+    budget = max_tokens - 2
+    parts: list[str] = []
+
+    def add(text: str, limit: int | None = None) -> None:
+        nonlocal budget
+        text = text.strip()
+        if not text or budget <= 0:
+            return
+        sep = 1 if parts else 0  # the newline joining parts is not a word piece, but be conservative
+        piece = _cut(text, min(budget - sep, limit if limit is not None else budget), count)
+        if piece:
+            parts.append(piece)
+            budget -= count(piece) + sep
+
+    add(" ".join((title or "").split()))
+    prose, code = markdown_to_text(body or "")
+    reduced = [markdown_to_text(c or "") for c in comments]
+    errors = error_lines(code, prose)
+    for c_prose, c_code in reduced:
+        errors += [e for e in error_lines(c_code, c_prose) if e not in errors]
+    for line in errors:
+        add(line, max_error_line_tokens)
+    error_set = set(errors)
+    add(" ".join(s for s in prose.splitlines() if " ".join(s.split()) not in error_set))
+    shown = [" ".join(c.split()) for c in code if " ".join(c.split()) not in error_set and not _TRACE_NOISE_RE.match(c)]
+    add(" ; ".join(shown[:max_code_lines]))
+    seen: set[str] = set()
+    for c_prose, _ in reduced:
+        c_text = " ".join(s for s in c_prose.splitlines() if " ".join(s.split()) not in error_set)
+        if c_text not in seen:  # "+1" and "any update?" comments repeat; once is enough
+            seen.add(c_text)
+            add(c_text)
+    return "\n".join(parts)
+
+
+def _comments(conn: sqlite3.Connection, repo: str, number: int, n: int) -> list[str]:
+    out: list[str] = []
+    for r in conn.execute(
+        "SELECT raw FROM timeline_events WHERE repo = ? AND number = ? AND event = 'commented' ORDER BY seq",
+        (repo, number),
+    ):
+        try:
+            body = json.loads(r[0]).get("body")
+        except (json.JSONDecodeError, AttributeError):
+            continue
+        if body:
+            out.append(body)
+        if len(out) >= n:
+            break
+    return out
+
+
+def texts_for(
+    conn: sqlite3.Connection,
+    urls: Iterable[str],
+    kind: str = "full",
+    *,
+    n_comments: int = 3,
+    max_tokens: int = MODEL_MAX_TOKENS,
+    count_tokens: TokenCounter | None = None,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Texts of ``urls`` from the store: ``(text by url, kind used by url)``.
+
+    ``kind="title"``: the title only (``issue_titles``, else the crawled issue's title).
+    ``kind="full"``: :func:`build_issue_text` over the crawled issue's title, body and first
+    ``n_comments`` comments; an issue that was not crawled falls back to its known title
+    (its kind is then ``"title"``). URLs without any text are left out.
+    """
+    from pipeline.classify.titles import titles_for
+
+    if kind not in TEXT_KINDS:
+        raise ValueError(f"text kind must be one of {TEXT_KINDS}, got {kind!r}")
+    urls = list(dict.fromkeys(urls))
+    titles = titles_for(conn, urls)
+    texts: dict[str, str] = {}
+    kinds: dict[str, str] = {}
+    if kind == "full":
+        count = count_tokens or token_counter()
+        for u in urls:
+            row = conn.execute("SELECT repo, number, title, body FROM issues WHERE url = ?", (u,)).fetchone()
+            if row is None:
+                continue
+            texts[u] = build_issue_text(
+                row["title"] or titles.get(u, ""), row["body"], _comments(conn, row["repo"], row["number"], n_comments),
+                max_tokens=max_tokens, count_tokens=count,
+            )
+            kinds[u] = "full"
+    for u in urls:
+        if u not in texts and titles.get(u):
+            texts[u] = titles[u]
+            kinds[u] = "title"
+    return texts, kinds
+
+
+def describe_kinds(kinds: Iterable[str]) -> str:
+    """``"title"``, ``"full"`` or ``"mixed"``: which text an evaluation or model used."""
+    ks = set(kinds)
+    return ks.pop() if len(ks) == 1 else ("mixed" if ks else "none")
