@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pipeline.classify.storeutil import transaction
+from pipeline.store.db import transaction
 from pipeline.errors import UserError
 
 DEFAULT_BATCH_SIZE = 32

@@ -14,7 +14,7 @@ import pandas as pd
 from pipeline.classify.data import human_label_files
 from pipeline.classify.embed import EmbedStats, Embedder, embed_texts
 from pipeline.classify.model import IssueModel
-from pipeline.classify.storeutil import transaction
+from pipeline.store.db import transaction
 from pipeline.classify.text import describe_kinds, texts_for
 from pipeline.labels.files import read_many
 

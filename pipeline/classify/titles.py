@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
-from pipeline.classify.storeutil import transaction
+from pipeline.store.db import transaction
 from pipeline.errors import UserError
 from pipeline.sources import parse_issue_url
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
+from pipeline.store.db import transaction
+
 ISSUE_COLUMNS = ("repo", "number", "source", "url", "title", "body", "state", "labels", "is_pull",
                  "created_at", "updated_at", "closed_at", "raw")
 
@@ -58,20 +60,6 @@ def set_crawl_state(conn: sqlite3.Connection, source: str, **fields: Any) -> Non
     """Update ``high_water``, ``last_crawl`` and/or ``state`` (a dict) of ``source`` atomically."""
     with transaction(conn):
         _put_state(conn, source, **fields)
-
-
-class transaction:
-    """``with transaction(conn):`` BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error)."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
 def save_issue(

@@ -8,6 +8,8 @@ append a new one.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.paths import default_db
@@ -108,6 +110,25 @@ def connect(path: Path | str | None = None, *, migrate: bool = True) -> sqlite3.
     if migrate:
         _migrate(conn)
     return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``with transaction(conn):`` one write transaction (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error).
+
+    The store runs in autocommit mode; inside a caller's transaction this joins it and lets the
+    caller commit.
+    """
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
