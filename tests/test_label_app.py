@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.codebook import load_codebook
 from pipeline.label.app import LabelSession, create_app
-from pipeline.label.demo import XSS_BODY, write_demo_store
+from tests.label_store import XSS_BODY, write_demo_store
 from pipeline.label.queue import default_queue, disagreements, order_by_uncertainty, read_queue_file
 from pipeline.label.render import render_markdown
 from pipeline.label.serve import BackgroundServer

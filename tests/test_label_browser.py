@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.codebook import load_codebook
 from pipeline.label.app import LabelSession, create_app
-from pipeline.label.demo import write_demo_store
+from tests.label_store import write_demo_store
 from pipeline.label.queue import read_queue_file
 from pipeline.label.serve import BackgroundServer
 from pipeline.label.storage import read_records
