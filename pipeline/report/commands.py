@@ -49,6 +49,7 @@ def register(app: typer.Typer) -> None:
         method: Optional[str] = typer.Option(None, "--method", help="Estimation method of predicted shares: cc, pcc, rpcc, acc, pacc [default: the one validate-estimates measured best, rpcc]."),
         bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap replicates of the intervals of estimated shares."),
         over_time: Optional[bool] = typer.Option(None, "--over-time/--no-over-time", help="Add tables per year and quarter of issue creation (figures with --out or --format html) [default: on with a store]."),
+        validation: Optional[Path] = typer.Option(None, "--validation", help="JSON written by `mine validate-estimates --save`: its measured errors go into the HTML's 'how the numbers were made'."),
     ) -> None:
         """Print the study's failure tables per converter and in total.
 
@@ -78,10 +79,17 @@ def register(app: typer.Typer) -> None:
             from pipeline.store.db import connect
 
             conn = connect(store)
+        data = None
+        if conn is not None and source != Source.gold:
+            from pipeline.report.estimate import load_store_data
+
+            # the trained classifier and its cross-validated errors are cached beside the store
+            data = load_store_data(conn, labels, cache_dir=Path(store).parent / "estimate-cache")
         rep, trends, _ = _full_report(labels, source.value, conn, method=method or DEFAULT_METHOD,
-                                      bootstrap=bootstrap, over_time=with_time, top_k=top_k)
+                                      bootstrap=bootstrap, over_time=with_time, top_k=top_k, data=data)
+        val = load_validation(validation)
         if out is not None:
-            written = write_report_files(rep, trends, out)
+            written = write_report_files(rep, trends, out, validation=val)
             Console(stderr=True).print(f"wrote {len(written)} files to {out}", highlight=False)
         if fmt == ReportFormat.table:
             print_report(rep)
@@ -92,7 +100,7 @@ def register(app: typer.Typer) -> None:
             from pipeline.report.html import render_html
 
             figs = report_figures(trends)
-            typer.echo(render_html(rep, trends=trends, figures=figs))
+            typer.echo(render_html(rep, trends=trends, figures=figs, validation=val))
             close_all(figs)
         else:
             typer.echo(render(_with_tables(rep, {**rep.tables, **trends}) if trends else rep, fmt.value))
@@ -105,6 +113,7 @@ def register(app: typer.Typer) -> None:
         bootstrap: int = typer.Option(1000, "--bootstrap", min=10, help="Bootstrap replicates per interval."),
         repeats: int = typer.Option(2, "--repeats", min=1, help="Repetitions of 5-fold cross-validation measuring the classifier's errors."),
         fmt: AgreeFormat = typer.Option(AgreeFormat.table, "--format", "-f", help="Output format."),
+        save: Optional[Path] = typer.Option(None, "--save", help="Also write the result as JSON here (for `mine report --validation`)."),
     ) -> None:
         """Check the corrected estimates against known answers.
 
@@ -123,10 +132,13 @@ def register(app: typer.Typer) -> None:
             conn = connect(db)
         labels = read_many(label_files or [labels_dir() / "study.csv"])
         res = validate_estimates(labels, study_titles(conn, paper), conn=conn, bootstrap=bootstrap, repeats=repeats)
+        if save is not None:
+            save.parent.mkdir(parents=True, exist_ok=True)
+            save.write_text(json.dumps(res.to_dict(), indent=2) + "\n", encoding="utf-8")
         if fmt == AgreeFormat.json:
             typer.echo(json.dumps(res.to_dict(), indent=2))
             return
-        print_validation(res, Console(soft_wrap=True))
+        print_validation(res, Console(soft_wrap=True, width=max(Console().width, 130)))
 
     @app.command("agree")
     def agree_cmd(
@@ -158,6 +170,18 @@ def register(app: typer.Typer) -> None:
         for dim, d in res["dimensions"].items():
             for x in d["disagreements"]:
                 console.print(f"  {dim}: {x['url']}  A={x['a'] or '-'}  B={x['b'] or '-'}", highlight=False)
+
+
+def load_validation(path: Path | None) -> dict | None:
+    """The summary of a saved ``mine validate-estimates --save`` file (``None`` without a path)."""
+    if path is None:
+        return None
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))["summary"]
+    except FileNotFoundError:
+        raise UserError(f"{path}: validation file not found (write it with `mine validate-estimates --save {path}`)") from None
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise UserError(f"{path}: not a file written by `mine validate-estimates --save`") from None
 
 
 def _full_report(*args, **kw):

@@ -19,10 +19,12 @@ from rich.table import Table
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.report.tables import OTHER_CAUSES, OTHER_SYMPTOMS, TABLE_TITLES, TOTAL, Report
 
-FORMATS = ("table", "markdown", "csv", "latex", "json")
-EXTENSIONS = {"markdown": "md", "csv": "csv", "latex": "tex", "json": "json", "table": "txt"}
+FORMATS = ("table", "markdown", "csv", "latex", "json", "html")
+EXTENSIONS = {"markdown": "md", "csv": "csv", "latex": "tex", "json": "json", "table": "txt", "html": "html"}
 _BINS = {OTHER_CAUSES: "Other causes (binned)", OTHER_SYMPTOMS: "Other symptoms (binned)",
-         "unspecified": "Unspecified"}
+         "unspecified": "Unspecified",
+         # the classifier's bin of categories with too few training issues (predicted tables)
+         "other": "Other (merged)"}
 # the second key of cross tables, and which codebook dimension names each key's ids
 _KEY_DIMENSION = {"category": None, "symptom": "symptom", "stage": "stage", "cause": "cause"}
 
@@ -34,6 +36,7 @@ def _name(cb: Codebook, dimension: str | None, cat: str) -> str:
 
 
 def _row_dimension(table: str) -> str:
+    table = table.split("_by_")[0]  # over-time tables: "<dimension>_by_<year|quarter>"
     if table.startswith("cause"):
         return "cause_subtype" if table == "cause_subtype" else "cause"
     return table
@@ -63,6 +66,8 @@ def table_frame(rep: Report, name: str, cb: Codebook | None = None, numeric: boo
     records = []
     for row in rep.tables[name]:
         rec: dict[str, object] = {}
+        if "period" in row:
+            rec["Period"] = row["period"]
         if "cause" in row and name == "cause_subtype":
             rec["Cause"] = _name(cb, "cause", row["cause"])
             rec["Subtype"] = _name(cb, "cause_subtype", row["category"])
@@ -88,7 +93,7 @@ def table_frame(rep: Report, name: str, cb: Codebook | None = None, numeric: boo
 
 
 def _label(name: str) -> str:
-    return {"stage": "Stage", "symptom": "Symptom"}.get(name, "Cause")
+    return {"stage": "Stage", "symptom": "Symptom"}.get(name.split("_by_")[0], "Cause")
 
 
 def _md_escape(s: str) -> str:
@@ -112,7 +117,7 @@ def _latex_escape(s: str) -> str:
 
 def to_latex(df: pd.DataFrame, caption: str, label: str) -> str:
     """A booktabs table (``\\usepackage{booktabs}``), every cell escaped."""
-    spec = "l" * sum(1 for c in df.columns if not _is_value_col(c)) + "r" * sum(1 for c in df.columns if _is_value_col(c))
+    spec = "".join("r" if _is_value_col(c) else "l" for c in df.columns)  # per column, in column order
     lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_latex_escape(caption)}}}",
              rf"\label{{tab:{label}}}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
              " & ".join(_latex_escape(c) for c in df.columns) + r" \\", r"\midrule"]
@@ -122,13 +127,18 @@ def to_latex(df: pd.DataFrame, caption: str, label: str) -> str:
 
 
 def _is_value_col(c: str) -> bool:
-    return c not in ("Stage", "Symptom", "Cause", "Subtype", "Method")
+    return c not in ("Stage", "Symptom", "Cause", "Subtype", "Method", "Period")
 
 
 def render(rep: Report, fmt: str, cb: Codebook | None = None, tables: list[str] | None = None) -> str:
     """The whole report (or the named ``tables``) as text in ``fmt`` (not ``table``: see :func:`print_report`)."""
     cb = cb or load_codebook()
     names = [t for t in (tables or list(rep.tables))]
+    if fmt == "html":
+        from pipeline.report.html import render_html
+
+        return render_html(Report(rep.n, rep.converters, {k: v for k, v in rep.tables.items() if k in names},
+                                  rep.notes, rep.source, rep.columns), cb=cb)
     if fmt == "json":
         d = rep.to_dict()
         d["tables"] = {k: v for k, v in d["tables"].items() if k in names}

@@ -1,0 +1,127 @@
+"""Figures of the over-time tables (matplotlib, Agg backend): PNG and SVG.
+
+- :func:`stacked_shares` — one stacked bar per period: the share of each category (total column).
+- :func:`cumulative_by_stage` — cumulative (estimated) number of failures by stage over time.
+
+Both take the rows of :func:`pipeline.report.trends.trend_tables`; :func:`report_figures` makes
+every figure a report's over-time tables allow, :func:`save` writes PNG + SVG.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display, deterministic output; set before pyplot is imported
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from pipeline.codebook import Codebook, load_codebook  # noqa: E402
+from pipeline.report.tables import TOTAL  # noqa: E402
+
+# SVG text stays text and files are reproducible (no date, fixed hash salt)
+plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "converter-failure-mining", "figure.dpi": 100})
+_METADATA = {"svg": {"Date": None}, "png": {"Software": None}}
+
+
+def _name(cb: Codebook, dim: str, cat: str) -> str:
+    if cat == "other":
+        return "Other (merged)"
+    return cb.display(dim, cat)
+
+
+def _matrix(rows: list[dict], value: str, column: str = TOTAL) -> pd.DataFrame:
+    df = pd.DataFrame([{"period": r["period"], "category": r["category"], "v": float(r[value][column])} for r in rows])
+    if df.empty:
+        return df
+    m = df.pivot_table(index="period", columns="category", values="v", aggfunc="sum", fill_value=0.0)
+    return m.sort_index()
+
+
+def stacked_shares(rows: list[dict], dim: str, title: str | None = None, cb: Codebook | None = None) -> plt.Figure:
+    """Stacked bars: per period, the share of each ``dim`` category among that period's failures."""
+    cb = cb or load_codebook()
+    m = _matrix(rows, "share")
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(m) + 3), 4.2))
+    if m.empty:
+        ax.text(0.5, 0.5, "no dated issues", ha="center", va="center")
+    else:
+        m = m.loc[:, m.sum(axis=0) > 0]
+        order = m.sum(axis=0).sort_values(ascending=False).index
+        bottom = pd.Series(0.0, index=m.index)
+        cmap = plt.get_cmap("tab20")
+        for i, cat in enumerate(order):
+            ax.bar(m.index, m[cat], bottom=bottom, label=_name(cb, dim, cat), color=cmap(i % 20), width=0.8)
+            bottom += m[cat]
+        ax.set_ylim(0, 1)
+        ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
+        ax.tick_params(axis="x", rotation=60 if len(m) > 8 else 0, labelsize=8)
+    ax.set_ylabel("share of failures")
+    ax.set_title(title or f"Failures by {dim} over time", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def cumulative_by_stage(rows: list[dict], title: str | None = None, cb: Codebook | None = None) -> plt.Figure:
+    """Lines: cumulative number of failures of each stage up to each period (estimated counts when predicted)."""
+    cb = cb or load_codebook()
+    m = _matrix(rows, "counts")
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(m) + 3), 4.2))
+    if m.empty:
+        ax.text(0.5, 0.5, "no dated issues", ha="center", va="center")
+    else:
+        c = m.cumsum()
+        c = c.loc[:, c.iloc[-1] > 0]
+        for cat in c.iloc[-1].sort_values(ascending=False).index:
+            ax.plot(c.index, c[cat], marker="o", markersize=3, label=_name(cb, "stage", cat))
+        ax.legend(loc="upper left", fontsize=8, frameon=False)
+        ax.tick_params(axis="x", rotation=60 if len(m) > 8 else 0, labelsize=8)
+    ax.set_ylabel("failures (cumulative)")
+    ax.set_title(title or "Cumulative failures by stage", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def report_figures(trends: dict[str, list[dict]], cb: Codebook | None = None) -> dict[str, plt.Figure]:
+    """Every figure the over-time tables allow: ``<dim>_over_time`` (quarters, else years) and ``stage_cumulative``."""
+    cb = cb or load_codebook()
+    figs: dict[str, plt.Figure] = {}
+    for dim in ("stage", "symptom", "cause"):
+        for freq in ("quarter", "year"):
+            rows = trends.get(f"{dim}_by_{freq}")
+            if rows:
+                figs[f"{dim}_over_time"] = stacked_shares(rows, dim, f"Failures by {dim}, share per {freq}", cb)
+                if dim == "stage":
+                    figs["stage_cumulative"] = cumulative_by_stage(rows, f"Cumulative failures by stage (per {freq})", cb)
+                break
+    return figs
+
+
+def png_bytes(fig: plt.Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata=_METADATA["png"])
+    return buf.getvalue()
+
+
+def svg_text(fig: plt.Figure) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata=_METADATA["svg"])
+    return buf.getvalue()
+
+
+def save(fig: plt.Figure, out_dir: Path | str, stem: str) -> list[Path]:
+    """Write ``<stem>.png`` and ``<stem>.svg`` under ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    png, svg = out / f"{stem}.png", out / f"{stem}.svg"
+    png.write_bytes(png_bytes(fig))
+    svg.write_text(svg_text(fig), encoding="utf-8")
+    return [png, svg]
+
+
+def close_all(figs: dict[str, plt.Figure]) -> None:
+    for f in figs.values():
+        plt.close(f)

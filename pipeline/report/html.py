@@ -1,0 +1,102 @@
+"""One self-contained HTML page of a report: tables with intervals, figures inline, and how it was made.
+
+Everything shown is escaped by Jinja's autoescaping (category names, notes, titles of issues);
+figures are embedded as base64 PNG, so the page needs no other file and no network.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from pipeline.codebook import Codebook, load_codebook
+from pipeline.report.estimate import METHOD_NAMES
+from pipeline.report.render import table_frame
+from pipeline.report.tables import TABLE_TITLES, Report
+
+_TEMPLATES = Path(__file__).with_name("templates")
+
+HOW_GOLD = ("Gold tables count the human labels of the study (or of the label files given). Each share's "
+            "interval is a Wilson score 95% interval for a proportion of that column's issues.")
+HOW_ESTIMATED = (
+    "Predicted tables are estimated from the project's classifier (sentence embedding + TF-IDF, logistic "
+    "regression per dimension) trained on the labelled issues. Counting each issue's most likely category is "
+    "biased by the classifier's errors, so the shares are corrected: {method_name} ({method}). The method was "
+    "chosen by measurement (`mine validate-estimates`: train on one converter's study labels, estimate the "
+    "other's shares, compare with its human labels), not per table. Intervals are 95% percentile bootstrap "
+    "intervals that resample the target issues, the classifier's training issues (hence its measured error "
+    "rates) and, for probabilistic counts, each issue's category from its probabilities. Categories with fewer "
+    "than 5 training issues are merged into 'Other (merged)'. 'both' counts issues with human labels as "
+    "labelled and estimates only the rest."
+)
+
+
+def _env() -> Environment:
+    return Environment(loader=FileSystemLoader(str(_TEMPLATES)), autoescape=select_autoescape(["html"]),
+                       trim_blocks=False, lstrip_blocks=False)
+
+
+def _table(rep: Report, name: str, cb: Codebook) -> dict:
+    df = table_frame(rep, name, cb)
+    keys = sum(1 for c in df.columns if c in ("Stage", "Symptom", "Cause", "Subtype", "Period"))
+    return {"name": name, "title": TABLE_TITLES.get(name, name), "header": [str(c) for c in df.columns],
+            "rows": [[str(v) for v in rec] for rec in df.itertuples(index=False)], "nkeys": max(keys, 1)}
+
+
+def render_html(
+    rep: Report,
+    *,
+    trends: dict[str, list[dict]] | None = None,
+    figures: dict | None = None,
+    validation: dict | None = None,
+    changes: list[str] | None = None,
+    new_issues: list[dict] | None = None,
+    title: str | None = None,
+    cb: Codebook | None = None,
+) -> str:
+    """The page as a string. ``figures``: ``{name: matplotlib Figure}``; ``validation``: the summary of
+    :func:`pipeline.report.validate.validate_estimates`; ``changes``/``new_issues``: the nightly summary."""
+    from pipeline.report.figures import png_bytes
+
+    cb = cb or load_codebook()
+    methods = sorted({r.get("method") for rows in rep.tables.values() for r in rows if r.get("method")})
+    how = [HOW_GOLD] if "gold" in methods or rep.source == "gold" else []
+    for m in methods:
+        if m != "gold":
+            how.append(HOW_ESTIMATED.format(method=m, method_name=METHOD_NAMES.get(m, m)))
+    trend_rep = Report(rep.n, rep.converters, dict(trends or {}), [], rep.source, rep.columns)
+    figs = []
+    for name, fig in (figures or {}).items():
+        data = png_bytes(fig)
+        w = int(fig.get_size_inches()[0] * 110)
+        figs.append({"name": name, "png": base64.b64encode(data).decode("ascii"), "width": w,
+                     "caption": fig.axes[0].get_title() if fig.axes else name})
+    val_rows = []
+    if validation:
+        chosen = validation.get("chosen_method")
+        for m, err in sorted(validation.get("mean_abs_error_pp", {}).items(), key=lambda kv: kv[1]):
+            cov = validation.get("coverage", {}).get(m)
+            mark = " (used here)" if m == chosen else ""
+            val_rows.append({"method": f"{m}: {METHOD_NAMES.get(m, m)}{mark}", "error": f"{err:.1f}",
+                             "coverage": "" if cov is None else f"{cov:.0%}"})
+    cols = ", ".join(f"{c} {rep.columns.get(c, '')}" for c in rep.converters)
+    return _env().get_template("report.html").render(
+        title=title or "ONNX converter failures: report",
+        n=rep.n, columns_text=cols, source=rep.source,
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        tables=[_table(rep, name, cb) for name in rep.tables],
+        trend_tables=[_table(trend_rep, name, cb) for name in trend_rep.tables],
+        figures=figs, how=how, notes=list(rep.notes), validation=val_rows,
+        changes=changes or [], new_issues=new_issues or [],
+    )
+
+
+def write_html(path: Path | str, rep: Report, **kw) -> Path:
+    """Write :func:`render_html` to ``path`` (UTF-8)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(render_html(rep, **kw), encoding="utf-8")
+    return p
