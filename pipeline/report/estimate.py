@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
 
+from pipeline.codebook import load_codebook
 from pipeline.errors import UserError
 
 METHODS = ("cc", "pcc", "rpcc", "acc", "pacc")
@@ -584,7 +585,10 @@ def predicted_report(data: StoreData, mode: str = "predicted", *, method: str = 
                  columns={c: int((issues["converter"] == c).sum()) for c in converters} | {TOTAL: len(issues)})
     for dim, cal in data.evidence.calibrations.items():
         est = estimate_dimension(data, dim, mode, method=method, bootstrap=bootstrap, seed=seed, total=TOTAL)
-        rep.tables[dim] = estimate_rows(est, [*converters, TOTAL])
+        rows = estimate_rows(est, [*converters, TOTAL])
+        # the classifier's classes come sorted by name; reports list categories in codebook order
+        order = {c: i for i, c in enumerate(load_codebook().ids(dim))}
+        rep.tables[dim] = sorted(rows, key=lambda r: order.get(r["category"], len(order)))
         if cal.merged:
             rep.notes.append(f"{dim}: categories with fewer than 5 training issues merged into 'other': {', '.join(cal.merged)}")
     n_gold = int(issues[list(data.evidence.calibrations)].ne("").any(axis=1).sum())

@@ -34,6 +34,10 @@ TABLE_TITLES = {
     "cause_x_symptom": "Cause by symptom, top-5 causes, rare symptoms binned (Table 10)",
     "cause_x_stage": "Cause by stage",
 }
+FREQUENCIES = ("year", "quarter")
+# the over-time tables (pipeline.report.trends)
+TABLE_TITLES.update({f"{dim}_by_{freq}": f"Failures by {dim} per {freq} of issue creation"
+                     for dim in ("stage", "symptom", "cause") for freq in FREQUENCIES})
 
 
 @dataclass

@@ -15,13 +15,7 @@ import pandas as pd
 from pipeline.codebook import load_codebook
 from pipeline.report.estimate import (DEFAULT_BOOTSTRAP, DEFAULT_METHOD, StoreData, estimate_dimension,
                                       estimate_rows, wilson)
-from pipeline.report.tables import TABLE_TITLES, TOTAL
-
-FREQUENCIES = ("year", "quarter")
-# display titles of the over-time tables, looked up by the renderers like the study's tables
-for _dim in ("stage", "symptom", "cause"):
-    for _f in FREQUENCIES:
-        TABLE_TITLES.setdefault(f"{_dim}_by_{_f}", f"Failures by {_dim} per {_f} of issue creation")
+from pipeline.report.tables import FREQUENCIES, TOTAL
 
 
 def period_of(created_at: pd.Series, freq: str) -> pd.Series:
