@@ -9,7 +9,6 @@ export TRANSFORMERS_OFFLINE := 1
 
 $(BIN)/mine: pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned, so no later resolution can pull a CUDA build
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
