@@ -123,3 +123,18 @@ def test_report_reads_jsonl_sessions_latest_record_wins(tmp_path: Path):
     assert res.returncode == 0, res.stderr
     rows = _rows(json.loads(res.stdout), "stage")
     assert rows["optimization"]["counts"]["total"] == 1 and rows["export"]["counts"]["total"] == 0
+
+
+def test_table_10_pivoted_as_in_the_paper():
+    md = run_mine("report", "--format", "markdown").stdout
+    section = md.split("(Table 10)", 1)[1].split("###", 1)[0]
+    lines = [l for l in section.splitlines() if l.startswith("|")]
+    assert lines[0].startswith("| Cause | Crash: tf2onnx | Crash: torch.onnx | Wrong Model: tf2onnx |")
+    rows = {l.split("|")[1].strip(): [c.strip() for c in l.split("|")[2:-1]] for l in lines[2:]}
+    assert rows["Incompatibility"][:2] == ["19", "28"]
+    assert rows["Type Problem"][2:4] == ["17", "13"]
+    assert rows["Algorithmic Error"][2:4] == ["10", "3"]
+    assert sum(int(r[-1]) for r in rows.values()) == 200
+    latex = run_mine("report", "--format", "latex").stdout
+    assert r"\multicolumn{2}{c}{Crash} & \multicolumn{2}{c}{Wrong Model}" in latex
+    assert r"\cmidrule(lr){2-3}" in latex

@@ -8,8 +8,8 @@ from the codebook. Extra per-row keys (e.g. ``ci``) are rendered when present.
 from __future__ import annotations
 
 import io
-from decimal import ROUND_HALF_UP, Decimal
 import json
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -25,8 +25,8 @@ _BINS = {OTHER_CAUSES: "Other causes (binned)", OTHER_SYMPTOMS: "Other symptoms 
          "unspecified": "Unspecified",
          # the classifier's bin of categories with too few training issues (predicted tables)
          "other": "Other (merged)"}
-# the second key of cross tables, and which codebook dimension names each key's ids
-_KEY_DIMENSION = {"category": None, "symptom": "symptom", "stage": "stage", "cause": "cause"}
+# the column dimension of cross tables (``cause_x_symptom``: one row per cause and symptom)
+CROSS_KEYS = ("symptom", "stage")
 
 
 def _name(cb: Codebook, dimension: str | None, cat: str) -> str:
@@ -92,6 +92,59 @@ def table_frame(rep: Report, name: str, cb: Codebook | None = None, numeric: boo
     return pd.DataFrame(records)
 
 
+def cross_key(rep: Report, name: str) -> str | None:
+    """The column dimension of a cross table (``symptom`` or ``stage``), else ``None``."""
+    rows = rep.tables.get(name) or []
+    return next((k for k in CROSS_KEYS if rows and k in rows[0]), None)
+
+
+def cross_frame(rep: Report, name: str, cb: Codebook | None = None) -> pd.DataFrame:
+    """A cross table laid out as the paper's Table 10: one row per cause, a column group per
+    symptom (or stage) with a count per converter (the total alone when that would be more
+    than ten columns), then the row's total.
+
+    Columns are a two-level index (group, converter), renderers flatten or span them; one
+    level when only totals are shown.
+    """
+    cb = cb or load_codebook()
+    key = cross_key(rep, name)
+    if key is None:
+        raise ValueError(f"{name} is not a cross table")
+    rows = rep.tables[name]
+    row_cats = list(dict.fromkeys(r["category"] for r in rows))
+    col_cats = list(dict.fromkeys(r[key] for r in rows))
+    cell = {(r["category"], r[key]): r["counts"] for r in rows}
+    # a count per converter fits a few column groups (Table 10); wider tables show totals
+    subs = rep.converters if len(col_cats) * len(rep.converters) <= 10 else [TOTAL]
+    records, index = [], []
+    for rc in row_cats:
+        rec: dict[tuple[str, str], str] = {}
+        for cc in col_cats:
+            for conv in subs:
+                rec[(_name(cb, key, cc), "" if conv == TOTAL else conv)] = f"{cell[(rc, cc)][conv]:g}"
+        rec[("Total", "")] = f"{sum(cell[(rc, cc)][TOTAL] for cc in col_cats):g}"
+        records.append(rec)
+        index.append(_name(cb, _row_dimension(name), rc))
+    df = pd.DataFrame(records)
+    df.columns = pd.MultiIndex.from_tuples(df.columns)
+    df.insert(0, ("Cause", ""), index)
+    return df if subs is rep.converters else df.droplevel(1, axis=1)
+
+
+def _flat(df: pd.DataFrame, sep: str = ": ") -> pd.DataFrame:
+    """Two-level columns joined into one header (``Crash: tf2onnx``)."""
+    if not isinstance(df.columns, pd.MultiIndex):
+        return df
+    out = df.copy()
+    out.columns = [a if not b else f"{a}{sep}{b}" for a, b in df.columns]
+    return out
+
+
+def display_frame(rep: Report, name: str, cb: Codebook | None = None) -> pd.DataFrame:
+    """The frame display formats show: the paper's pivoted layout for cross tables, else :func:`table_frame`."""
+    return cross_frame(rep, name, cb) if cross_key(rep, name) else table_frame(rep, name, cb)
+
+
 def _label(name: str) -> str:
     return {"stage": "Stage", "symptom": "Symptom"}.get(name.split("_by_")[0], "Cause")
 
@@ -101,6 +154,7 @@ def _md_escape(s: str) -> str:
 
 
 def to_markdown(df: pd.DataFrame) -> str:
+    df = _flat(df)
     head = "| " + " | ".join(_md_escape(c) for c in df.columns) + " |"
     sep = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(df.columns))) + "|"
     body = ["| " + " | ".join(_md_escape(v) for v in rec) + " |" for rec in df.itertuples(index=False)]
@@ -116,11 +170,23 @@ def _latex_escape(s: str) -> str:
 
 
 def to_latex(df: pd.DataFrame, caption: str, label: str) -> str:
-    """A booktabs table (``\\usepackage{booktabs}``), every cell escaped."""
-    spec = "".join("r" if _is_value_col(c) else "l" for c in df.columns)  # per column, in column order
+    """A booktabs table (``\\usepackage{booktabs}``), every cell escaped; two-level columns span groups."""
+    top = [c[0] if isinstance(c, tuple) else c for c in df.columns]
+    spec = "".join("r" if _is_value_col(c) else "l" for c in top)  # per column, in column order
     lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_latex_escape(caption)}}}",
-             rf"\label{{tab:{label}}}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-             " & ".join(_latex_escape(c) for c in df.columns) + r" \\", r"\midrule"]
+             rf"\label{{tab:{label}}}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule"]
+    if isinstance(df.columns, pd.MultiIndex):
+        heads, rules, col = [], [], 1
+        for group in dict.fromkeys(top):
+            width = top.count(group)
+            heads.append(rf"\multicolumn{{{width}}}{{c}}{{{_latex_escape(group)}}}" if width > 1 else _latex_escape(group))
+            if width > 1:
+                rules.append(rf"\cmidrule(lr){{{col}-{col + width - 1}}}")
+            col += width
+        lines += [" & ".join(heads) + r" \\", " ".join(rules),
+                  " & ".join(_latex_escape(c[1]) for c in df.columns) + r" \\", r"\midrule"]
+    else:
+        lines += [" & ".join(_latex_escape(c) for c in df.columns) + r" \\", r"\midrule"]
     lines += [" & ".join(_latex_escape(v) for v in rec) + r" \\" for rec in df.itertuples(index=False)]
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines)
@@ -147,11 +213,11 @@ def render(rep: Report, fmt: str, cb: Codebook | None = None, tables: list[str] 
     for name in names:
         title = TABLE_TITLES.get(name, name)
         if fmt == "markdown":
-            parts.append(f"### {title}\n\n{to_markdown(table_frame(rep, name, cb))}\n")
+            parts.append(f"### {title}\n\n{to_markdown(display_frame(rep, name, cb))}\n")
         elif fmt == "csv":
             parts.append(f"# {name}\n" + table_frame(rep, name, cb, numeric=True).to_csv(index=False, lineterminator="\n"))
         elif fmt == "latex":
-            parts.append(to_latex(table_frame(rep, name, cb), title, name) + "\n")
+            parts.append(to_latex(display_frame(rep, name, cb), title, name) + "\n")
         else:
             raise ValueError(f"unknown format {fmt!r}")
     if fmt == "markdown" and rep.notes:
@@ -167,7 +233,7 @@ def print_report(rep: Report, console: Console | None = None, cb: Codebook | Non
     head = f"{rep.n} issues: " + ", ".join(f"{c} {rep.columns.get(c, '')}" for c in rep.converters)
     console.print(f"[bold]{head}[/] (source: {rep.source})", highlight=False)
     for name in tables or list(rep.tables):
-        df = table_frame(rep, name, cb)
+        df = _flat(display_frame(rep, name, cb), sep="\n")
         t = Table(title=TABLE_TITLES.get(name, name), title_justify="left", show_lines=False)
         for c in df.columns:
             t.add_column(str(c), justify="left" if not _is_value_col(c) else "right", no_wrap=not _is_value_col(c))
@@ -185,7 +251,7 @@ def write_all(rep: Report, out_dir: Path | str, cb: Codebook | None = None) -> l
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name in rep.tables:
-        frame = table_frame(rep, name, cb)
+        frame = display_frame(rep, name, cb)
         title = TABLE_TITLES.get(name, name)
         files = {
             "md": f"### {title}\n\n{to_markdown(frame)}\n",
