@@ -1,8 +1,10 @@
 """`mine report` over the committed study labels reproduces the paper's Tables 8, 9, 10 and 14."""
 
+import io
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from pipeline.codebook import load_codebook
@@ -90,12 +92,15 @@ def test_every_format_and_out_dir(tmp_path: Path):
     assert r"\begin{tabular}" in latex and r"148 (74\%)" in latex
     cells = "\n".join(l for l in latex.splitlines() if not l.startswith(r"\label"))
     assert "_" not in cells.replace(r"\_", ""), "underscores in cells are escaped"
-    csv = render(rep, "csv")
-    assert "Total_count" in csv and "Total_share" in csv
+    tidy = pd.read_csv(io.StringIO(render(rep, "csv")))
+    node = tidy[(tidy.table == "stage") & (tidy.category == "node_conversion")].set_index("column")
+    assert node["count"].to_dict() == {"tf2onnx": 70, "torch.onnx": 78, "total": 148}
+    assert set(tidy.table) == set(rep.tables)
     written = write_all(rep, tmp_path)
     names = {p.name for p in written}
     for table in ("stage", "symptom", "cause", "cause_subtype", "cause_x_symptom", "cause_x_stage"):
         assert {f"{table}.md", f"{table}.csv", f"{table}.tex", f"{table}.txt"} <= names
+    assert "Total_count" in (tmp_path / "stage.csv").read_text()
     assert json.loads((tmp_path / "report.json").read_text())["n"] == 200
 
 

@@ -92,6 +92,25 @@ def table_frame(rep: Report, name: str, cb: Codebook | None = None, numeric: boo
     return pd.DataFrame(records)
 
 
+def tidy_frame(rep: Report, tables: list[str] | None = None) -> pd.DataFrame:
+    """Every table in one long table (one row per table, category and column), for pandas or R.
+
+    Columns: ``table, category, cause, symptom, stage, period, column, count, share, ci_low,
+    ci_high, method``; ids, not display names; empty where a table has no such key.
+    """
+    recs = []
+    for name in tables or list(rep.tables):
+        for row in rep.tables[name]:
+            for col, count in row["counts"].items():
+                ci = (row.get("ci") or {}).get(col) or (None, None)
+                recs.append({"table": name, "category": row["category"], "cause": row.get("cause", ""),
+                             "symptom": row.get("symptom", ""), "stage": row.get("stage", ""),
+                             "period": row.get("period", ""), "column": col, "count": count,
+                             "share": row["share"][col], "ci_low": ci[0], "ci_high": ci[1],
+                             "method": row.get("method", "")})
+    return pd.DataFrame(recs)
+
+
 def cross_key(rep: Report, name: str) -> str | None:
     """The column dimension of a cross table (``symptom`` or ``stage``), else ``None``."""
     rows = rep.tables.get(name) or []
@@ -197,9 +216,12 @@ def _is_value_col(c: str) -> bool:
 
 
 def render(rep: Report, fmt: str, cb: Codebook | None = None, tables: list[str] | None = None) -> str:
-    """The whole report (or the named ``tables``) as text in ``fmt`` (not ``table``: see :func:`print_report`)."""
+    """The whole report (or the named ``tables``) as text in ``fmt`` (not ``table``: see :func:`print_report`).
+
+    ``csv`` is one long table (:func:`tidy_frame`); ``--out`` writes a wide CSV per table.
+    """
     cb = cb or load_codebook()
-    names = [t for t in (tables or list(rep.tables))]
+    names = list(tables or rep.tables)
     if fmt == "html":
         from pipeline.report.html import render_html
 
@@ -209,20 +231,16 @@ def render(rep: Report, fmt: str, cb: Codebook | None = None, tables: list[str] 
         d = rep.to_dict()
         d["tables"] = {k: v for k, v in d["tables"].items() if k in names}
         return json.dumps(d, indent=2)
-    parts = []
-    for name in names:
-        title = TABLE_TITLES.get(name, name)
-        if fmt == "markdown":
-            parts.append(f"### {title}\n\n{to_markdown(display_frame(rep, name, cb))}\n")
-        elif fmt == "csv":
-            parts.append(f"# {name}\n" + table_frame(rep, name, cb, numeric=True).to_csv(index=False, lineterminator="\n"))
-        elif fmt == "latex":
-            parts.append(to_latex(display_frame(rep, name, cb), title, name) + "\n")
-        else:
-            raise ValueError(f"unknown format {fmt!r}")
-    if fmt == "markdown" and rep.notes:
-        parts.append("Notes:\n\n" + "\n".join(f"- {_md_escape(n)}" for n in rep.notes) + "\n")
-    return "\n".join(parts)
+    if fmt == "csv":
+        return tidy_frame(rep, names).to_csv(index=False, lineterminator="\n")
+    if fmt == "markdown":
+        parts = [f"### {TABLE_TITLES.get(n, n)}\n\n{to_markdown(display_frame(rep, n, cb))}\n" for n in names]
+        if rep.notes:
+            parts.append("Notes:\n\n" + "\n".join(f"- {_md_escape(n)}" for n in rep.notes) + "\n")
+        return "\n".join(parts)
+    if fmt == "latex":
+        return "\n".join(to_latex(display_frame(rep, n, cb), TABLE_TITLES.get(n, n), n) + "\n" for n in names)
+    raise ValueError(f"unknown format {fmt!r}")
 
 
 def print_report(rep: Report, console: Console | None = None, cb: Codebook | None = None,
