@@ -2,6 +2,8 @@
 
 import io
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -143,3 +145,15 @@ def test_table_10_pivoted_as_in_the_paper():
     latex = run_mine("report", "--format", "latex").stdout
     assert r"\multicolumn{2}{c}{Crash} & \multicolumn{2}{c}{Wrong Model}" in latex
     assert r"\cmidrule(lr){2-3}" in latex
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (.ci/run installs texlive)")
+def test_latex_output_compiles(tmp_path: Path):
+    latex = run_mine("report", "--format", "latex").stdout
+    doc = tmp_path / "tables.tex"
+    doc.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage[margin=1cm,landscape]{geometry}\n"
+                   "\\begin{document}\n" + latex + "\\end{document}\n")
+    res = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout[-2000:]
+    assert (tmp_path / "tables.pdf").stat().st_size > 0

@@ -183,7 +183,8 @@ def to_markdown(df: pd.DataFrame) -> str:
 def _latex_escape(s: str) -> str:
     out = str(s)
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"),
-                 ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}")):
+                 ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}"),
+                 ("<", r"\textless{}"), (">", r"\textgreater{}")):
         out = out.replace(a, b) if a != "\\" else out.replace(a, "\x00")
     return out.replace("\x00", r"\textbackslash{}")
 
