@@ -37,7 +37,9 @@ def crawl_emulator(db: Path, issues: int) -> list[str]:
     with run_emulator(EmulatorConfig(seed=0, issues=issues, rate_limit=1_000_000)) as emu:
         conn = connect(db)
         crawl(conn, load_sources(), GitHubClient(emu.url, None, backoff_base=0.001), concurrency=4)
-    return [r[0] for r in conn.execute("SELECT url FROM issues WHERE is_pull = 0 ORDER BY url")]
+    urls = [r[0] for r in conn.execute("SELECT url FROM issues WHERE is_pull = 0 ORDER BY url")]
+    conn.close()
+    return urls
 
 
 def study_titles() -> list[str]:
@@ -67,7 +69,11 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="local model folder [default: the bundled all-MiniLM-L6-v2]")
     args = ap.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="embed-bench-"))
+    with tempfile.TemporaryDirectory(prefix="embed-bench-") as d:  # the stores are removed afterwards
+        run(Path(d), args)
+
+
+def run(tmp: Path, args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     urls = crawl_emulator(tmp / "store.db", args.issues)
     conn = connect(tmp / "store.db")

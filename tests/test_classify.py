@@ -168,18 +168,35 @@ def test_classify_fills_predictions_for_every_unlabelled_filtered_issue(study, e
     model = train_model(conn, embedder, [study["csv"]], text_kind="full", progress=False)
     assert model.metadata["text_kind"] == "title"  # the study issues were not crawled: titles only
     model.save(tmp_path / "m.joblib")
+    md = IssueModel.load(tmp_path / "m.joblib").metadata  # what the saved file says about how it was made
+    import hashlib
+    import sklearn
+    from pipeline.codebook import load_codebook
+
+    assert md["embedding_model"] == embedder.model_id and md["codebook_version"] == load_codebook().version
+    assert md["label_files"] == {str(study["csv"]): hashlib.sha256(study["csv"].read_bytes()).hexdigest()}
+    assert md["training_size"] == {d: 2 * PER_CONVERTER for d in ("stage", "symptom", "cause")}
+    assert set(md["categories"]) == set(md["merged_categories"]) == set(md["cv"]["scores"]) == {"stage", "symptom", "cause"}
+    assert all(0 <= s["macro_f1"] <= 1 for s in md["cv"]["scores"].values())
+    assert md["sklearn_version"] == sklearn.__version__ and md["model_id"].startswith("m-")
+    assert md["text_kinds"] == {"title": 2 * PER_CONVERTER}
     res = classify_issues(conn, model, embedder, todo, text_kind="full", progress=False)
     assert res.issues == len(todo) and res.text_kind == "full" and not res.without_text
     preds = predictions_for(conn)
+    assert set(preds["model_id"]) == {model.model_id}
+    for dim, probs in zip(preds["dimension"], preds["probs"]):  # every category's probability is stored
+        assert list(probs) == md["categories"][dim]
     assert set(preds["url"]) == set(todo)
     assert len(preds) == 3 * len(todo)
     assert set(preds["dimension"]) == {"stage", "symptom", "cause"}
     assert preds["converter"].isin(["torch.onnx", "tf2onnx"]).all()
     assert all(abs(sum(p.values()) - 1) < 1e-4 and max(p.values()) == pytest.approx(q, abs=1e-6)
                for p, q in zip(preds["probs"], preds["probability"]))
-    # a second run embeds nothing and replaces the same rows
-    res2 = classify_issues(conn, model, embedder, todo, text_kind="full", progress=False)
+    # a second run embeds nothing and replaces the same rows, without even loading the embedding model
+    fresh = Embedder()
+    res2 = classify_issues(conn, model, fresh, todo, text_kind="full", progress=False)
     assert res2.embed.computed == 0 and res2.embed.cached > 0
+    assert fresh._model is None
     assert conn.execute("SELECT COUNT(*) FROM predictions").fetchone()[0] == 3 * len(todo)
     low = low_confidence(preds, 0.99)
     assert list(low["min_probability"]) == sorted(low["min_probability"])
@@ -198,15 +215,88 @@ def test_cli_train_classify_evaluate(study, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "trained on 80 issues (text: title)" in r.stdout and model_file.is_file()
     queue = tmp_path / "queue.txt"
+    narrow = {**env, "COLUMNS": "80"}
     r = run_mine("classify", "--db", str(db), "--model-file", str(model_file), "--min-confidence", "0.9",
-                 "--queue", str(queue), env=env)
+                 "--queue", str(queue), "--limit", "3", env=narrow)
     assert r.returncode == 0, r.stderr
     assert "classified" in r.stdout and queue.is_file()
+    urls = queue.read_text().splitlines()
+    assert urls and all(u in r.stdout for u in urls[:3])  # whole URLs, least confident first, even at 80 columns
+    assert "…" not in r.stdout
+    r = run_mine("classify", "--db", str(db), "--model-file", str(model_file), env=env)
+    assert r.returncode == 0 and "embedded 0," in r.stdout  # the rerun embeds nothing
     r = run_mine("evaluate", "--db", str(db), "--format", "json", "--repeats", "1", env=env)
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
+    # the issue's contract: {"n", "text", "dimensions": {dim: {method: {"accuracy", "macro_f1"}}}, "transfer"}
     assert rep["n"] == 80 and rep["text"] == "title" and set(rep["dimensions"]) == {"stage", "symptom", "cause"}
+    assert rep["text_kinds"] == {"title": 80}
+    for dim in rep["dimensions"].values():
+        for m in ("model", "majority", "tfidf"):
+            assert 0 <= dim[m]["accuracy"] <= 1 and 0 <= dim[m]["macro_f1"] <= 1
+    assert set(rep["transfer"]) == {"tf2onnx->torch.onnx", "torch.onnx->tf2onnx"}
+    # the table names every acceptance criterion with its numbers, and cuts nothing at 80 columns
+    r = run_mine("evaluate", "--db", str(db), "--repeats", "1", env=narrow)
+    assert r.returncode == 0, r.stderr
+    assert "…" not in r.stdout
+    for text in ("tf2onnx -> torch.onnx", "torch.onnx -> tf2onnx", "Acceptance criteria", "coverage",
+                 "stage: macro-F1 beats majority", "cause: macro-F1 beats TF-IDF", "symptom: accuracy not below majority",
+                 "pooled: precision at p >= 0.8", "ECE (top)", "criteria: ", "true category"):
+        assert text in r.stdout, text
     r = run_mine("classify", "--db", str(db), "--model-file", str(tmp_path / "none.joblib"), env=env)
     assert r.returncode == 2 and "model file not found" in r.stderr
     r = run_mine("train", "--db", str(db), "--model", str(tmp_path / "nowhere"), env=env)
     assert r.returncode == 2 and "embedding model folder not found" in r.stderr
+
+
+def _one_line_error(r, *needles: str) -> None:
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+    for n in needles:
+        assert n in r.stderr, r.stderr
+
+
+def test_cli_user_errors_are_one_line(study, tmp_path):
+    env = {"MINE_LABELS_DIR": str(study["labels_dir"])}
+    db = tmp_path / "store.db"
+    shutil.copy(study["db"], db)  # titles of the labelled issues, nothing crawled
+    model_file = tmp_path / "model.joblib"
+    r = run_mine("train", "--db", str(db), "--out", str(model_file), env=env)
+    assert r.returncode == 0, r.stderr
+    # a model file whose metadata names another codebook version, or other embeddings
+    m = IssueModel.load(model_file)
+    m.metadata = {**m.metadata, "codebook_version": "jajal2023-v0"}
+    m.save(tmp_path / "old-codebook.joblib")
+    m = IssueModel.load(model_file)
+    m.metadata = {**m.metadata, "embedding_model": "all-mpnet-base-v2@0123456789ab"}
+    m.save(tmp_path / "other-embeddings.joblib")
+    _one_line_error(run_mine("classify", "--db", str(db), "--model-file", str(tmp_path / "old-codebook.joblib"), env=env),
+                    "old-codebook.joblib", "codebook version jajal2023-v0")
+    _one_line_error(run_mine("classify", "--db", str(db), "--model-file", str(tmp_path / "other-embeddings.joblib"), env=env),
+                    "other-embeddings.joblib", "all-mpnet-base-v2@0123456789ab")
+    # a store with no crawled issue: nothing to classify is an error, not a silent "classified 0"
+    _one_line_error(run_mine("classify", "--db", str(db), "--model-file", str(model_file), env=env), "no crawled issues")
+    # a store that does not exist is not created empty
+    for cmd in (["classify", "--model-file", str(model_file)], ["train"], ["evaluate"]):
+        _one_line_error(run_mine(*cmd, "--db", str(tmp_path / "typo.db"), env=env), "typo.db", "no store here")
+        assert not (tmp_path / "typo.db").exists()
+    # too few labelled issues to cross-validate
+    few = tmp_path / "few.csv"
+    write_csv(read_labels(study["csv"]).head(3), few)
+    _one_line_error(run_mine("evaluate", str(few), "--db", str(db), env=env), "too few labelled issues")
+    # a model file that cannot be written
+    (tmp_path / "a-file").write_text("")
+    _one_line_error(run_mine("train", "--db", str(db), "--out", str(tmp_path / "a-file" / "m.joblib"), env=env),
+                    "cannot write the model file")
+
+
+def test_criteria_tolerate_a_rounding_tie():
+    from pipeline.classify.evaluate import criteria
+
+    # the mean of five fold accuracies that average exactly 0.74 comes out as 0.7399999999999999
+    acc = float(np.mean([0.7, 0.705, 0.74, 0.76, 0.795]))
+    assert acc < 0.74
+    dims = {"stage": {"model": {"accuracy": acc, "macro_f1": 0.4}, "majority": {"accuracy": 0.74, "macro_f1": 0.17},
+                      "tfidf": {"accuracy": 0.72, "macro_f1": 0.35}}}
+    out = criteria({"dimensions": dims, "calibration": {"pooled": {"precision_at_threshold": 0.83}}})
+    assert out["stage"]["accuracy_not_below_majority"] and out["all"]

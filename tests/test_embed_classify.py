@@ -74,3 +74,33 @@ def test_second_run_embeds_nothing(tmp_path, embedder):
     s3 = EmbedStats()
     embed_texts([*TEXTS, "a new text"], embedder, conn, progress=False, stats=s3)
     assert s3.computed == 1 and s3.cached == 3
+
+
+def test_offline_is_forced_even_if_huggingface_hub_was_imported_first(tmp_path):
+    # a notebook may import huggingface_hub (which reads HF_HUB_OFFLINE once, at import) before the
+    # pipeline: loading the model must still switch the whole process offline
+    import subprocess
+    import sys
+
+    code = (
+        "import huggingface_hub.constants as c\n"
+        "assert not c.is_offline_mode()\n"
+        "from pipeline.classify.embed import Embedder\n"
+        "assert c.is_offline_mode(), 'offline mode not forced at import'\n"
+        "c.HF_HUB_OFFLINE = False  # someone switches it back: loading the model forces it again\n"
+        "e = Embedder(); e.model\n"
+        "from transformers.utils.hub import is_offline_mode\n"
+        "print(c.is_offline_mode(), is_offline_mode())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                       cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["True", "True"]
+
+
+def test_max_tokens_is_read_without_loading_the_model():
+    # a run whose embeddings are all cached must not pay for loading the model just to learn its limit
+    e = Embedder()
+    assert e.max_tokens == 256
+    assert e._model is None

@@ -9,8 +9,10 @@ set before sentence-transformers is imported and a missing folder is a :class:`U
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -26,10 +28,22 @@ DEFAULT_BATCH_SIZE = 32
 
 
 def _offline() -> None:
-    # set before any Hugging Face import so that no code path can reach a hub
+    """Force Hugging Face offline mode, whoever imported what first.
+
+    Set before any Hugging Face import so that no code path can reach a hub. ``huggingface_hub``
+    reads the variable once, at import: if the caller (a notebook, another library) imported it
+    earlier without the variable, its module constant is switched too, since
+    ``huggingface_hub.constants.is_offline_mode()`` reads that constant at every call.
+    """
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        constants.HF_HUB_OFFLINE = True
+
+
+_offline()  # at import too: a later import of transformers in this process is offline from the start
 
 
 def default_model_path() -> Path:
@@ -108,12 +122,25 @@ class Embedder:
 
             hf_logging.disable_progress_bar()  # our own rich bar reports progress
 
+            _offline()  # again: the imports above may have read the environment in a process that had it unset
             self._model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
         return self._model
 
     @property
     def max_tokens(self) -> int:
-        return int(self.model.max_seq_length or 256)
+        """The model's input limit in word pieces (special tokens included).
+
+        Read from the folder's ``sentence_bert_config.json`` without loading the model, so that a
+        run whose embeddings are all cached never pays for loading it.
+        """
+        if self._model is not None:
+            return int(self._model.max_seq_length or 256)
+        cfg = self.path / "sentence_bert_config.json"
+        try:
+            n = json.loads(cfg.read_text(encoding="utf-8")).get("max_seq_length")
+        except (OSError, ValueError, AttributeError):
+            n = None
+        return int(n) if n else int(self.model.max_seq_length or 256)
 
     def encode(self, texts: Sequence[str], progress=None, task=None) -> np.ndarray:
         """Embed ``texts`` (L2-normalised float32 rows), advancing a rich progress ``task`` per batch."""
@@ -168,10 +195,12 @@ def embed_texts(
             first_text.setdefault(s, t)
         todo = [first_text[s] for s in todo_sha]
         if progress:
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+            # on stderr: a command printing JSON keeps a clean stdout
             with Progress(TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                          transient=True) as bar:
+                          console=Console(stderr=True), transient=True) as bar:
                 task = bar.add_task("embed", total=len(todo))
                 new = embedder.encode(todo, bar, task)
         else:

@@ -3,9 +3,10 @@
 Features are the issue text's sentence embedding, optionally joined by TF-IDF word features
 of the same text. Categories with fewer than ``min_count`` training examples are merged into
 an explicit ``other`` category (the metadata says which). Probabilities come from a logistic
-regression, calibrated by :class:`~sklearn.calibration.CalibratedClassifierCV` (sigmoid or
-isotonic) or left as the regression's own; :data:`DEFAULT_CONFIGS` holds the choices measured
-best on the study (tuning record: ``pipeline/classify/README.md``).
+regression, calibrated by temperature scaling (the default for every dimension), by
+:class:`~sklearn.calibration.CalibratedClassifierCV` (sigmoid or isotonic) or left as the
+regression's own; :data:`DEFAULT_CONFIGS` holds the choices measured best on the study (tuning
+record: ``pipeline/classify/README.md``).
 """
 
 from __future__ import annotations
@@ -272,16 +273,27 @@ class IssueModel:
         return self.metadata.get("model_id") or "unsaved"
 
     def save(self, path: Path | str) -> Path:
+        """Write the model (joblib) and give it its id; :class:`UserError` when the file cannot be written."""
+        import sklearn
+
         p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"{p}: cannot write the model file ({e.strerror or e})") from None
         meta = dict(self.metadata)
         meta.setdefault("created_at", datetime.now(UTC).isoformat(timespec="seconds"))
+        # pickled estimators are only guaranteed to load under the scikit-learn that wrote them
+        meta.setdefault("sklearn_version", sklearn.__version__)
         digest = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()[:12]
         meta["model_id"] = f"{p.stem}-{digest}"
         self.metadata = meta
-        joblib.dump({"format": MODEL_FORMAT, "configs": {d: asdict(c) for d, c in self.configs.items()},
-                     "classifiers": self.classifiers,
-                     "metadata": meta}, p)
+        try:
+            joblib.dump({"format": MODEL_FORMAT, "configs": {d: asdict(c) for d, c in self.configs.items()},
+                         "classifiers": self.classifiers,
+                         "metadata": meta}, p)
+        except OSError as e:
+            raise UserError(f"{p}: cannot write the model file ({e.strerror or e})") from None
         return p
 
     @classmethod

@@ -16,6 +16,7 @@ from pipeline.classify.embed import EmbedStats, Embedder, embed_texts
 from pipeline.classify.model import IssueModel
 from pipeline.store.db import transaction
 from pipeline.classify.text import describe_kinds, texts_for
+from pipeline.errors import UserError
 from pipeline.labels.files import read_many
 
 PREDICTION_COLUMNS = ["url", "converter", "dimension", "category", "probability", "probs", "model_id", "created_at"]
@@ -34,6 +35,34 @@ def unlabelled_filtered_urls(conn: sqlite3.Connection, label_files: Sequence[Pat
 
     labelled = human_labelled_urls(label_files)
     return [r["url"] for r in filtered_issues(conn) if r["url"] not in labelled]
+
+
+def check_model_compatible(model: IssueModel, embedder: Embedder, codebook_version: str | None = None,
+                           model_file: Path | str = "model file") -> None:
+    """:class:`UserError` unless ``model`` was trained with ``embedder``'s model and the current codebook.
+
+    A model trained with other embeddings would read meaningless vectors; one trained under
+    another codebook version predicts categories the labels no longer use. ``codebook_version``
+    defaults to that of ``labels/codebook.yaml``. Models that do not record a codebook version
+    (built in memory, e.g. by the nightly report) are not checked for it.
+    """
+    meta = model.metadata
+    if meta.get("embedding_model") != embedder.model_id:
+        raise UserError(f"{model_file}: trained with embeddings {meta.get('embedding_model') or '(not recorded)'}, "
+                        f"but {embedder.path} is {embedder.model_id}; pass --model with the right folder, or retrain")
+    if codebook_version is None:
+        from pipeline.codebook import load_codebook
+
+        codebook_version = load_codebook().version
+    trained = meta.get("codebook_version")
+    if trained is not None and trained != codebook_version:
+        raise UserError(f"{model_file}: trained under codebook version {trained}, but labels/codebook.yaml is "
+                        f"version {codebook_version}; retrain with `mine train`")
+
+
+def crawled_issue_count(conn: sqlite3.Connection) -> int:
+    """How many issues (pull requests excluded) the store holds from crawling."""
+    return int(conn.execute("SELECT COUNT(*) FROM issues WHERE is_pull = 0").fetchone()[0])
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 
 from pipeline.classify.data import default_label_files, labelled_texts
 from pipeline.classify.embed import EmbedStats, Embedder, embed_texts
-from pipeline.classify.evaluate import cross_val_predictions, method_metrics
+from pipeline.classify.evaluate import _fit_progress, cross_val_predictions, method_metrics
 from pipeline.classify.model import DEFAULT_CONFIGS, IssueModel, ModelConfig, file_sha256
 from pipeline.codebook import load_codebook
 from pipeline.paths import PROJECT_ROOT
@@ -42,18 +42,20 @@ def train_model(
     emb = embed_texts(data.texts, embedder, conn, progress=progress, stats=stats)
     model = IssueModel(configs=configs).fit(data.texts, emb, data.labels)
     cv = {}
-    for dim in model.classifiers:
-        res = cross_val_predictions(data.texts, emb, data.labels, [dim], config=configs, repeats=1,
-                                    folds=cv_folds, seed=seed).get(dim)
-        if res is not None:
-            m = method_metrics(res)
-            cv[dim] = {"accuracy": round(m["accuracy"], 4), "macro_f1": round(m["macro_f1"], 4)}
+    with _fit_progress(progress, len(model.classifiers) * cv_folds) as on_fit:
+        for dim in model.classifiers:
+            res = cross_val_predictions(data.texts, emb, data.labels, [dim], config=configs, repeats=1,
+                                        folds=cv_folds, seed=seed, on_fit=on_fit).get(dim)
+            if res is not None:
+                m = method_metrics(res)
+                cv[dim] = {"accuracy": round(m["accuracy"], 4), "macro_f1": round(m["macro_f1"], 4)}
     model.metadata.update(
         embedding_model=embedder.model_id,
         embedding_model_path=str(embedder.path),
         codebook_version=load_codebook().version,
         label_files={str(f): file_sha256(f) for f in files},
         text_kind=data.text_kind,
+        text_kinds={k: data.kinds.count(k) for k in sorted(set(data.kinds))},
         issues_without_text=len(data.missing),
         cv={"folds": cv_folds, "seed": seed, "scores": cv},
     )
