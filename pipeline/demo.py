@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns the exit code."""
     from pipeline.emulator.server import EmulatorConfig, run_emulator
     from pipeline.labels.files import read_labels
-    from pipeline.nightly import change_lines, run_nightly
+    from pipeline.nightly import change_lines, issue_line, run_nightly
     from pipeline.paths import PROJECT_ROOT, labels_dir, shared_dir
     from pipeline.report.estimate import add_wilson
     from pipeline.report.render import print_report
@@ -81,10 +81,10 @@ def main(argv: list[str] | None = None) -> int:
             est = Report(doc["n"], doc["converters"], doc["tables"], doc["notes"], doc["source"], doc["columns"])
             console.print("Estimated shares over every filtered issue (corrected for classifier error, 95% intervals):")
             print_report(est, console, tables=["stage", "symptom"])
-            console.print(f"{len(res.new)} new issues, {res.filtered} kept by the filter; predicted for the first few:",
+            console.print(f"{len(res.new)} new issues, {res.filtered} kept by the filter; the first few kept, as predicted:",
                           highlight=False)
-            for d in res.new[:5]:
-                console.print(f"  {d['url']}  stage={d['stage'] or '-'}  symptom={d['symptom'] or '-'}", markup=False)
+            for d in [d for d in res.new if d["kept"]][:5]:
+                console.print(issue_line(d), markup=False)
 
         console.rule("3. Three issues change upstream; the next nightly run finds exactly those")
         touched = emu.touch("onnx/tensorflow-onnx", 3)
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in change_lines(again):
             console.print(line, markup=False)
         for d in again.updated:
-            console.print(f"  {d['url']}  stage={d['stage'] or '-'}  symptom={d['symptom'] or '-'}", markup=False)
+            console.print(issue_line(d), markup=False)
         found = sorted(int(d["url"].rsplit("/", 1)[1]) for d in again.updated)
         console.print(f"touched {sorted(touched)}, reported {found}", highlight=False)
 

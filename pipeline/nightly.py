@@ -2,10 +2,13 @@
 
 One run:
 
-1. snapshots the store's relevant issues (url -> ``updated_at``), then crawls every source
-   incrementally (ETag-cached first pages, ``since`` high-water marks: a run when nothing
-   changed costs a couple of requests);
-2. finds the issues that are new or changed since the snapshot;
+1. crawls every source incrementally (ETag-cached first pages, ``since`` high-water marks: a
+   run when nothing changed costs a couple of requests);
+2. finds the issues that are new or changed since the previous run: it compares the store
+   (url -> ``updated_at``) with the state the previous run left in ``seen.json`` in the output
+   folder, so issues crawled in between (a manual ``mine crawl``, a run that failed before its
+   summary) are still reported once; the first run compares with the store as it was before
+   its own crawl;
 3. trains the classifier on the label files (titles; see :mod:`pipeline.report.estimate`),
    stores its predictions for the changed issues in ``predictions``;
 4. writes the report (``report.html``, ``report.json``, ``report.md`` and every table and
@@ -26,11 +29,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Optional, Sequence
+from urllib.parse import urlsplit
 
 import typer
 
 EXIT_OK, EXIT_FAILURE, EXIT_PARTIAL = 0, 1, 3
 HISTORY_FILE = "history.json"
+SEEN_FILE = "seen.json"  # url -> updated_at of every issue the last completed run reported on
 HISTORY_KEEP = 400  # runs kept in history.json (about a year of nights)
 SHIFT_MIN_PP = 0.5  # share changes smaller than this are not listed
 
@@ -73,13 +78,34 @@ def share_shifts(prev: dict | None, cur: dict, min_pp: float = SHIFT_MIN_PP) -> 
         return []
     out = []
     for dim, cats in cur.items():
-        for cat, share in cats.items():
-            before = prev.get(dim, {}).get(cat, 0.0)
+        before_cats = prev.get(dim, {})
+        # a category present only before (e.g. now merged into 'other') moved to 0
+        for cat in [*cats, *(c for c in before_cats if c not in cats)]:
+            share, before = cats.get(cat, 0.0), before_cats.get(cat, 0.0)
             delta = 100 * (share - before)
             if abs(delta) >= min_pp:
                 out.append({"dimension": dim, "category": cat, "before": before, "after": share,
                             "delta_pp": round(delta, 2)})
     return sorted(out, key=lambda d: -abs(d["delta_pp"]))
+
+
+def load_seen(out_dir: Path) -> dict[str, str | None] | None:
+    """The store state (url -> ``updated_at``) the previous completed run reported on; ``None`` if unknown."""
+    p = out_dir / SEEN_FILE
+    if not p.is_file():
+        return None
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None  # damaged: fall back to the store as it was before this run's crawl
+    return data if isinstance(data, dict) else None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file (a killed run never leaves half a file)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def load_history(out_dir: Path) -> list[dict]:
@@ -121,11 +147,18 @@ def run_nightly(
     from pipeline.sources import load_sources
     from pipeline.store.db import connect
 
+    # bad input fails here, before any request is spent (UserError: one line, exit 2)
+    if urlsplit(api_url).scheme not in ("http", "https") or not urlsplit(api_url).netloc:
+        raise UserError(f"--api-url {api_url!r}: not an http(s) URL (e.g. https://api.github.com)")
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: --out must be a folder, this is a file")
+    labels = read_many(list(label_files) if label_files else [labels_dir() / "study.csv"])
     out.mkdir(parents=True, exist_ok=True)
     res = NightlyResult(run_at=datetime.now(UTC).isoformat(timespec="seconds"))
     conn = connect(db)
-    before = _snapshot(conn)
+    seen = load_seen(out)
+    before = seen if seen is not None else _snapshot(conn)
 
     # 1. crawl
     client = GitHubClient(api_url, token or None, max_wait=max_wait)
@@ -145,15 +178,14 @@ def run_nightly(
     res.filtered = len(kept)
 
     # 3. train, classify the changed issues, estimate
-    labels = read_many(list(label_files) if label_files else [labels_dir() / "study.csv"])
     data = None
     predicted: dict[str, dict[str, str]] = {}
     try:
         # the trained classifier and its measured errors are cached until labels or classifier change
         data = load_store_data(conn, labels, titles=titles, cache_dir=out / "cache") if kept else None
     except UserError as e:
-        res.notes.append(f"no predictions: {e}")
-        log(f"note: predicted part skipped: {e}")
+        # said once, in the change summary
+        res.notes.append(f"no predictions ({e}): the report counts the {len(labels)} human-labelled issues only")
     if data is not None:
         predicted = _classify_changed(conn, data, new_urls + upd_urls, out)
         res.source = "both"
@@ -196,6 +228,8 @@ def run_nightly(
     history.append({"run_at": res.run_at, "source": res.source, "n": rep.n, "filtered": res.filtered,
                     "new": len(res.new), "updated": len(res.updated), "requests": res.requests, "shares": cur})
     (out / HISTORY_FILE).write_text(json.dumps(history[-HISTORY_KEEP:], indent=1) + "\n", encoding="utf-8")
+    # last: what this run reported on; the next run's "since the previous run" starts here
+    _write_atomic(out / SEEN_FILE, json.dumps(after, sort_keys=True) + "\n")
     conn.close()
     return res
 
@@ -248,6 +282,12 @@ def change_lines(res: NightlyResult) -> list[str]:
     return lines
 
 
+def issue_line(d: dict) -> str:
+    """One changed issue for the terminal: URL, predicted stage and symptom (display names), filter verdict."""
+    return (f"  {d['url']}  stage: {_display('stage', d['stage']) or '-'}  symptom: {_display('symptom', d['symptom']) or '-'}"
+            + ("" if d["kept"] else "  (not kept by the filter)"))
+
+
 def _issue_lines(res: NightlyResult) -> str:
     rows = [("new", d) for d in res.new] + [("updated", d) for d in res.updated]
     if not rows:
@@ -284,7 +324,7 @@ def register(app: typer.Typer) -> None:
         from pipeline.paths import default_db
         from pipeline.report.commands import load_validation
 
-        console = Console(highlight=False)
+        console = Console(highlight=False, soft_wrap=True)  # cron logs: one line per message, URLs unbroken
         try:
             res = run_nightly(db or default_db(), out, api_url=api_url, token=os.environ.get("GITHUB_TOKEN"),
                               label_files=label_files, max_wait=max_wait, bootstrap=bootstrap,
@@ -299,7 +339,6 @@ def register(app: typer.Typer) -> None:
         for line in change_lines(res):
             console.print(line, markup=False)
         for d in res.new + res.updated:
-            console.print(f"  {d['url']}  stage={d['stage'] or '-'}  symptom={d['symptom'] or '-'}"
-                          + ("" if d["kept"] else "  (not kept by the filter)"), markup=False)
+            console.print(issue_line(d), markup=False)
         console.print(f"report: {res.report}", markup=False)
         raise typer.Exit(res.exit_code)

@@ -74,3 +74,46 @@ def test_page_opens_in_headless_chromium_with_figures(tmp_path):
             assert "Node Conversion" in cell and "[68%, 80%]" in cell
         finally:
             browser.close()
+
+
+VALIDATION = {"chosen_method": "rpcc", "mean_abs_error_pp": {"rpcc": 4.1, "cc": 4.7, "pcc": 7.6, "pacc": 14.4, "acc": 22.1},
+              "coverage": {"rpcc": 1.0, "cc": 0.5, "pcc": 0.9, "pacc": 0.8, "acc": 0.4}}
+
+
+def test_cross_tables_are_pivoted_and_prose_is_escaped_with_code_spans():
+    rep = _report()
+    page = render_html(rep, changes=["1 new"], new_issues=[{"url": "javascript:alert(1)", "converter": "tf2onnx", "title": "t",
+                                         "kept": True, "stage": "", "symptom": ""}])
+    # Table 10 in the paper's layout: a column group per symptom, a count per converter
+    table10 = page.split('id="t-cause_x_symptom"')[1].split("</table>")[0]
+    assert '<th colspan="2" class="group">Crash</th>' in table10
+    assert re.search(r"<td class=\"key\">Incompatibility</td><td>19</td><td>28</td>", table10)
+    # the prose's `commands` are <code>, everything else escaped; a non-https issue URL is never a link
+    assert 'href="javascript:' not in page and "javascript:alert(1)" in page
+    est = build_report(read_labels("labels/study.csv"))
+    for rows in est.tables.values():
+        for r in rows:
+            r["method"] = "rpcc"
+    est.source = "predicted"
+    page = render_html(est)
+    assert "<code>mine validate-estimates</code>" in page and "`" not in page.split('id="how"')[1]
+    assert "estimated number of issues" in page and "estimated from the classifier for every issue" in page
+
+
+@pytest.mark.browser
+def test_page_fits_the_window_with_the_validation_table(tmp_path):
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    path = write_html(tmp_path / "report.html", _report(), validation=VALIDATION)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 800})
+            page.goto(path.as_uri())
+            page.wait_for_load_state("load")
+            # every table, the validation table's long method names included, stays inside the window
+            assert page.evaluate("document.documentElement.scrollWidth") <= 1200
+            assert "Gold inside 95% interval" in page.locator("table").last.inner_text()
+        finally:
+            browser.close()

@@ -82,7 +82,8 @@ def test_estimated_trends_and_figures(tmp_path, mode):
                  {"tf2onnx": 10, "torch.onnx": 10, "total": 20})
     md = render(rep, "markdown")
     assert "| Period | Stage |" in md and "2021Q3" in md and "[" in md
-    assert "Period" in render(rep, "csv").splitlines()[1]
+    csv = render(rep, "csv")
+    assert "period" in csv.splitlines()[0].split(",") and ",2021Q3," in csv
     d = json.loads(render(rep, "json"))
     assert d["tables"]["stage_by_year"][0]["period"] == "2020"
 
@@ -117,3 +118,32 @@ def test_gold_over_time_from_a_crawled_store(emulator, tmp_path):
     created = {str(pd.Timestamp(r["created_at"]).year) for r in kept}
     assert years == created
     assert sum(r["counts"]["total"] for r in trends["stage_by_year"]) == len(kept)
+
+
+def _rows(periods: dict[str, dict[str, int]]) -> list[dict]:
+    rows = []
+    for period, counts in periods.items():
+        n = sum(counts.values())
+        rows += [{"category": c, "period": period, "counts": {"total": k}, "share": {"total": k / n},
+                  "ci": {"total": [0.0, 1.0]}, "method": "gold"} for c, k in counts.items()]
+    return rows
+
+
+def test_figures_use_years_when_quarters_hold_few_issues_and_show_issues_per_bar():
+    sparse_q = _rows({"2020Q1": {"node_conversion": 1}, "2020Q3": {"export": 1, "node_conversion": 1},
+                      "2021Q2": {"optimization": 2}})
+    years = _rows({"2020": {"node_conversion": 2, "export": 1}, "2021": {"optimization": 2}})
+    figs = report_figures({"stage_by_quarter": sparse_q, "stage_by_year": years})
+    try:
+        assert "per year" in figs["stage_over_time"].axes[0].get_title()
+        assert "per year" in figs["stage_cumulative"].axes[0].get_title()
+        labels = [t.get_text() for t in figs["stage_over_time"].axes[0].texts]
+        assert labels == ["3", "2"]  # issues behind each bar
+    finally:
+        close_all(figs)
+    dense_q = _rows({"2020Q1": {"node_conversion": 12, "export": 3}, "2020Q2": {"optimization": 11}})
+    figs = report_figures({"stage_by_quarter": dense_q, "stage_by_year": years})
+    try:
+        assert "per quarter" in figs["stage_over_time"].axes[0].get_title()
+    finally:
+        close_all(figs)

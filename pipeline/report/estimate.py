@@ -346,8 +346,24 @@ def estimate_groups(
     return DimensionEstimate(dimension, list(cal.classes), method, out, list(cal.merged), bootstrap)
 
 
+def round_counts(counts: np.ndarray, decimals: int = 1) -> np.ndarray:
+    """``counts`` rounded to ``decimals`` so that they still add up to their rounded sum (largest remainder):
+    the estimated counts of a column sum to that column's number of issues, as the shares sum to one."""
+    scale = 10 ** decimals
+    units = np.asarray(counts, dtype=float) * scale
+    floor = np.floor(units + 1e-9)
+    short = int(round(units.sum() - floor.sum()))
+    order = np.argsort(-(units - floor), kind="stable")
+    floor[order[:max(short, 0)]] += 1
+    return floor / scale
+
+
 def estimate_rows(est: DimensionEstimate, columns: Sequence[str], digits: int = 4) -> list[dict]:
-    """Report rows (the JSON contract of :mod:`pipeline.report.tables`, plus ``ci`` and ``method``)."""
+    """Report rows (the JSON contract of :mod:`pipeline.report.tables`, plus ``ci`` and ``method``).
+
+    Counts are estimated (fractional), shown to one decimal and rounded so that each column's
+    counts add up to its number of issues."""
+    rounded = {c: round_counts(g.counts) for c, g in est.groups.items()}
     rows = []
     for j, cat in enumerate(est.classes):
         row = {"category": cat, "counts": {}, "share": {}, "ci": {}, "method": est.method}
@@ -356,7 +372,7 @@ def estimate_rows(est: DimensionEstimate, columns: Sequence[str], digits: int = 
             if g is None:
                 row["counts"][c], row["share"][c], row["ci"][c] = 0, 0.0, [0.0, 0.0]
                 continue
-            row["counts"][c] = round(float(g.counts[j]), 1)
+            row["counts"][c] = float(rounded[c][j])
             row["share"][c] = round(float(g.shares[j]), digits)
             row["ci"][c] = [round(float(g.low[j]), digits), round(float(g.high[j]), digits)]
         rows.append(row)
@@ -593,9 +609,10 @@ def predicted_report(data: StoreData, mode: str = "predicted", *, method: str = 
             rep.notes.append(f"{dim}: categories with fewer than 5 training issues merged into 'other': {', '.join(cal.merged)}")
     n_gold = int(issues[list(data.evidence.calibrations)].ne("").any(axis=1).sum())
     how = (f"{mode}: {METHOD_NAMES[method]} ({method}); classifier trained on {data.train_size} labelled issues' "
-           f"{data.text_kind}s, applied to {len(issues)} filtered issues; 95% bootstrap intervals ({bootstrap} replicates "
-           "over target and training issues)")
+           f"{data.text_kind}s, applied to {len(issues)} filtered issues; "
+           + (f"95% bootstrap intervals ({bootstrap} replicates over target and training issues)" if bootstrap else
+              "no intervals (--bootstrap 0: each bracket repeats the point estimate)"))
     if mode == "both":
-        how += f"; {n_gold} issues with human labels counted as labelled"
+        how += f"; {n_gold} issue{'' if n_gold == 1 else 's'} with human labels counted as labelled"
     rep.notes.append(how)
     return rep

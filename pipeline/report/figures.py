@@ -55,12 +55,17 @@ def stacked_shares(rows: list[dict], dim: str, title: str | None = None, cb: Cod
         for i, cat in enumerate(order):
             ax.bar(m.index, m[cat], bottom=bottom, label=_name(cb, dim, cat), color=cmap(i % 20), width=0.8)
             bottom += m[cat]
-        ax.set_ylim(0, 1)
+        ax.set_ylim(0, 1.08)
+        ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
         ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        # how many issues each bar stands for: a share of 2 issues is not a share of 200
+        sizes = _matrix(rows, "counts").sum(axis=1).reindex(m.index)
+        for x, n in zip(m.index, sizes):
+            ax.text(x, 1.01, f"{n:.0f}", ha="center", va="bottom", fontsize=6, color="#555")
         ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
         ax.tick_params(axis="x", rotation=60 if len(m) > 8 else 0, labelsize=8)
     ax.set_ylabel("share of failures")
-    ax.set_title(title or f"Failures by {dim} over time", fontsize=10)
+    ax.set_title((title or f"Failures by {dim} over time") + " (issues per bar above it)", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -85,12 +90,24 @@ def cumulative_by_stage(rows: list[dict], title: str | None = None, cb: Codebook
     return fig
 
 
+MIN_ISSUES_PER_QUARTER = 10  # below this on average, quarterly shares are noise: figures show years
+
+
+def _issues_per_period(rows: list[dict]) -> float:
+    m = _matrix(rows, "counts")
+    return float(m.sum(axis=1).mean()) if not m.empty else 0.0
+
+
 def report_figures(trends: dict[str, list[dict]], cb: Codebook | None = None) -> dict[str, plt.Figure]:
-    """Every figure the over-time tables allow: ``<dim>_over_time`` (quarters, else years) and ``stage_cumulative``."""
+    """Every figure the over-time tables allow: ``<dim>_over_time`` and ``stage_cumulative``, per quarter
+    when quarters hold :data:`MIN_ISSUES_PER_QUARTER` issues on average, else per year."""
     cb = cb or load_codebook()
     figs: dict[str, plt.Figure] = {}
     for dim in ("stage", "symptom", "cause"):
-        for freq in ("quarter", "year"):
+        quarters = trends.get(f"{dim}_by_quarter")
+        freqs = ("quarter", "year") if quarters and _issues_per_period(quarters) >= MIN_ISSUES_PER_QUARTER \
+            else ("year", "quarter")
+        for freq in freqs:
             rows = trends.get(f"{dim}_by_{freq}")
             if rows:
                 figs[f"{dim}_over_time"] = stacked_shares(rows, dim, f"Failures by {dim}, share per {freq}", cb)

@@ -10,11 +10,13 @@ import base64
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.report.estimate import METHOD_NAMES
-from pipeline.report.render import table_frame
+from pipeline.report.render import display_frame
 from pipeline.report.tables import TABLE_TITLES, Report
 
 _TEMPLATES = Path(__file__).with_name("templates")
@@ -22,8 +24,8 @@ _TEMPLATES = Path(__file__).with_name("templates")
 HOW_GOLD = ("Gold tables count the human labels of the study (or of the label files given). Each share's "
             "interval is a Wilson score 95% interval for a proportion of that column's issues.")
 HOW_ESTIMATED = (
-    "Predicted tables are estimated from the project's classifier (sentence embedding + TF-IDF, logistic "
-    "regression per dimension) trained on the labelled issues. Counting each issue's most likely category is "
+    "Predicted tables are estimated from the project's classifier (a sentence embedding of each issue's title, "
+    "with TF-IDF words for some dimensions, and a logistic regression per dimension) trained on the labelled issues. Counting each issue's most likely category is "
     "biased by the classifier's errors, so the shares are corrected: {method_name} ({method}). The method was "
     "chosen by measurement (`mine validate-estimates`: train on one converter's study labels, estimate the "
     "other's shares, compare with its human labels), not per table. Intervals are 95% percentile bootstrap "
@@ -39,10 +41,39 @@ def _env() -> Environment:
                        trim_blocks=False, lstrip_blocks=False)
 
 
+SOURCES = {
+    "gold": "human labels",
+    "predicted": "estimated from the classifier for every issue",
+    "both": "human labels where they exist, estimated from the classifier for the rest",
+}
+
+
+def _code_spans(text: str) -> Markup:
+    """``text`` escaped, with `backticked` parts as <code> (the only markup the prose uses)."""
+    parts = str(text).split("`")
+    if len(parts) % 2 == 0:  # an unmatched backtick: show the text as it is
+        return Markup(escape(text))
+    return Markup("").join(escape(p) if i % 2 == 0 else Markup("<code>%s</code>") % p for i, p in enumerate(parts))
+
+
 def _table(rep: Report, name: str, cb: Codebook) -> dict:
-    df = table_frame(rep, name, cb)
-    keys = sum(1 for c in df.columns if c in ("Stage", "Symptom", "Cause", "Subtype", "Period"))
-    return {"name": name, "title": TABLE_TITLES.get(name, name), "header": [str(c) for c in df.columns],
+    """One table for the template: cross tables in the paper's pivoted layout (a header row of column
+    groups, e.g. one group per symptom with a count per converter), the others one row per category."""
+    df = display_frame(rep, name, cb)
+    groups: list[dict] = []  # the top header row of a pivoted table; empty for a one-row header
+    if isinstance(df.columns, pd.MultiIndex):
+        for top, sub in df.columns:
+            if sub and groups and groups[-1]["label"] == str(top) and groups[-1]["rowspan"] == 1:
+                groups[-1]["span"] += 1
+            else:
+                groups.append({"label": str(top), "span": 1, "rowspan": 1 if sub else 2,
+                               "key": top in ("Cause", "Stage", "Symptom")})
+        header = [str(sub) for _, sub in df.columns if sub]
+    else:
+        header = [str(c) for c in df.columns]
+    keys = sum(1 for c in (header if not groups else [g["label"] for g in groups])
+               if c in ("Stage", "Symptom", "Cause", "Subtype", "Period"))
+    return {"name": name, "title": TABLE_TITLES.get(name, name), "header": header, "groups": groups,
             "rows": [[str(v) for v in rec] for rec in df.itertuples(index=False)], "nkeys": max(keys, 1)}
 
 
@@ -67,6 +98,12 @@ def render_html(
     for m in methods:
         if m != "gold":
             how.append(HOW_ESTIMATED.format(method=m, method_name=METHOD_NAMES.get(m, m)))
+    how = [_code_spans(h) for h in how]
+    estimated = any(m != "gold" for m in methods)
+    legend = ("Each cell: " + ("estimated number of issues (fractional: a sum of probabilities), " if estimated
+                               else "number of issues, ") +
+              "its share of the column's issues, and the share's 95% interval in brackets. "
+              "Cross tables (cause by symptom or stage) show counts only.")
     trend_rep = Report(rep.n, rep.converters, dict(trends or {}), [], rep.source, rep.columns)
     figs = []
     for name, fig in (figures or {}).items():
@@ -85,7 +122,7 @@ def render_html(
     cols = ", ".join(f"{c} {rep.columns.get(c, '')}" for c in rep.converters)
     return _env().get_template("report.html").render(
         title=title or "ONNX converter failures: report",
-        n=rep.n, columns_text=cols, source=rep.source,
+        n=rep.n, columns_text=cols, source=rep.source, source_text=SOURCES.get(rep.source, rep.source), legend=legend,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         tables=[_table(rep, name, cb) for name in rep.tables],
         trend_tables=[_table(trend_rep, name, cb) for name in trend_rep.tables],
