@@ -236,10 +236,9 @@ def run_nightly(
 
 def _display(dim: str, cat: str) -> str:
     from pipeline.codebook import load_codebook
+    from pipeline.report.render import category_name
 
-    if not cat:
-        return ""
-    return "Other (merged)" if cat == "other" else load_codebook().display(dim, cat)
+    return category_name(load_codebook(), dim, cat) if cat else ""
 
 
 def _classify_changed(conn, data, urls: list[str], out: Path) -> dict[str, dict[str, str]]:

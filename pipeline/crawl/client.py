@@ -10,6 +10,9 @@ One :class:`GitHubClient` is shared by the crawler's threads; each thread gets i
   waits for the reset (through the injectable ``on_wait`` callback, which the CLI turns into a
   countdown), or raises :class:`BudgetExhausted` when the wait would exceed ``max_wait``;
 - the secondary limit (403/429 with ``Retry-After``), honoured the same way;
+- every wait pauses the whole client, not only the thread that was told to wait: the other
+  threads hold their next request until the wait is over (GitHub asks clients to stop sending
+  while limited, and penalises those that keep going);
 - retries with exponential backoff and jitter for 5xx answers, connection errors and malformed
   (e.g. truncated) JSON bodies, with a bounded number of attempts; ``sleep`` and
   ``backoff_base`` are injectable so tests never sleep long;
@@ -50,9 +53,12 @@ class BudgetExhausted(CrawlError):
 
 
 def scrub(text: str, token: str | None) -> str:
-    """``text`` with every occurrence of ``token`` replaced by ``***``."""
+    """``text`` with every occurrence of ``token`` replaced by ``***``, and of each of its
+    whitespace-separated parts too (an exception may quote the token escaped, e.g. ``'\\n'``)."""
     if token and text:
-        return text.replace(token, "***")
+        for part in sorted({token, *token.split()}, key=len, reverse=True):
+            if part:
+                text = text.replace(part, "***")
     return text
 
 
@@ -85,15 +91,13 @@ class Response:
         return self.status == 304
 
 
-def _default_wait(seconds: float, reason: str) -> None:
-    time.sleep(max(0.0, seconds))
-
-
 class GitHubClient:
     """A small, thread-safe GitHub REST client (see the module docstring for what it handles).
 
     ``on_wait(seconds, reason)`` is called for every rate-limit wait (it must block for that
-    long; the default sleeps); ``sleep`` is used for retry backoff.
+    long, or until :attr:`cancelled` is set; the default sleeps); ``sleep`` is used for retry
+    backoff (default: a sleep that :meth:`cancel` cuts short). While one thread waits for a
+    rate limit, the others hold their requests (see :meth:`_hold`).
     """
 
     def __init__(
@@ -107,25 +111,33 @@ class GitHubClient:
         backoff_base: float = 1.0,
         backoff_cap: float = 60.0,
         timeout: float = 30.0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         on_wait: Callable[[float, str], None] | None = None,
         clock: Callable[[], float] = time.time,
         user_agent: str = "converter-failure-mining",
     ) -> None:
         self.api_url = api_url.rstrip("/") + "/"
-        self._token = token or None
+        # a token read from a file often ends in a newline: it would make the header invalid
+        self._token = (token or "").strip() or None
         self.max_wait = max_wait
         self.max_attempts = max(1, max_attempts)
         self.max_rate_waits = max_rate_waits
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.timeout = timeout
-        self._sleep = sleep
-        self._on_wait = on_wait or _default_wait
+        self._sleep = sleep or (lambda seconds: self.cancelled.wait(seconds))   # cancel() cuts it short
+        # set by cancel() (e.g. on Ctrl-C): waits end early and no further request is sent
+        self.cancelled = threading.Event()
+        self._on_wait = on_wait or self._sleep_wait
         self._clock = clock
         self._user_agent = user_agent
         self._local = threading.local()
         self._lock = threading.Lock()
+        # held by the one thread that sleeps through a rate-limit wait; every request passes
+        # through it first, so no thread sends while another one is told to wait
+        self._gate = threading.Lock()
+        self._resume_at = 0.0
+        self._resume_reason = ""
         self.rate = RateState()
         self.requests = 0        # requests sent (every attempt, 304s included)
         self.not_modified = 0    # of which answered 304 (free on GitHub)
@@ -134,6 +146,18 @@ class GitHubClient:
     @property
     def has_token(self) -> bool:
         return self._token is not None
+
+    def cancel(self) -> None:
+        """Stop: a rate-limit wait in progress ends (an ``on_wait`` callback should watch
+        :attr:`cancelled`), and every later :meth:`get` raises :class:`CrawlError`."""
+        self.cancelled.set()
+
+    def _sleep_wait(self, seconds: float, reason: str) -> None:
+        self.cancelled.wait(max(0.0, seconds))
+
+    def _check_cancelled(self) -> None:
+        if self.cancelled.is_set():
+            raise CrawlError("cancelled")
 
     # -- plumbing -----------------------------------------------------------------------------
     def _session(self) -> requests.Session:
@@ -180,7 +204,25 @@ class GitHubClient:
                 f"{reason}: would wait {seconds:.0f}s, more than --max-wait {self.max_wait:.0f}s",
                 reset_at=self._clock() + seconds,
             )
-        self._on_wait(seconds, reason)
+        with self._lock:
+            until = self._clock() + seconds
+            if until > self._resume_at:
+                self._resume_at, self._resume_reason = until, reason
+        self._hold()
+
+    def _hold(self) -> None:
+        """Block while a rate-limit wait is in progress (one thread sleeps it, the rest queue)."""
+        with self._gate:
+            with self._lock:
+                target, reason = self._resume_at, self._resume_reason
+                left = target - self._clock()
+            if left <= 0:
+                return
+            self._on_wait(left, reason)
+            self._check_cancelled()
+            with self._lock:
+                if self._resume_at == target:   # not extended meanwhile: the wait is over
+                    self._resume_at = 0.0
 
     def _await_budget(self) -> None:
         """Block (or stop) while the primary budget is known to be spent."""
@@ -211,10 +253,17 @@ class GitHubClient:
         rate_waits = 0
         last = "no attempt"
         while attempt < self.max_attempts:
+            self._check_cancelled()
+            self._hold()
             self._await_budget()
+            self._check_cancelled()
             try:
                 r = self._session().get(url, headers=headers, timeout=self.timeout)
                 body = r.content  # read fully here: a truncated stream raises now, not later
+            except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
+                    requests.exceptions.MissingSchema, requests.exceptions.InvalidHeader) as e:
+                # a bad URL or header never gets better: no retry
+                raise CrawlError(f"{url}: {type(e).__name__}: {self._scrub(str(e))}") from None
             except requests.RequestException as e:
                 with self._lock:
                     self.requests += 1

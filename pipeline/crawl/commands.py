@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -31,6 +32,7 @@ class RichProgress:
         self.counts: dict[str, int] = {}
         self.totals: dict[str, int | None] = {}
         self._lock = threading.Lock()
+        self.cancelled: threading.Event | None = None   # a set event ends a wait early
 
     def __enter__(self) -> "RichProgress":
         self.progress.start()
@@ -68,28 +70,61 @@ class RichProgress:
             while (left := end - time.monotonic()) > 0:
                 self.progress.update(task, completed=seconds - left,
                                      description=f"[yellow]{reason}: {left:.0f}s left")
-                time.sleep(min(1.0, left))
+                if self.cancelled is not None:
+                    if self.cancelled.wait(min(1.0, left)):
+                        return
+                else:
+                    time.sleep(min(1.0, left))
         finally:
             self.progress.remove_task(task)
 
 
 def _print_summary(console: Console, summary) -> None:
-    table = Table(title="crawl summary")
-    for col in ("source", "new", "updated", "unchanged", "removed", "timelines", "listing pages", "high-water mark", "done"):
-        table.add_column(col, no_wrap=True)
+    """One line per source and one for the budget: readable in a terminal and in a cron log
+    (``soft_wrap``: a line is never cut or folded at the console width)."""
     for s in summary.sources.values():
-        table.add_row(s.name, str(s.new), str(s.updated), str(s.unchanged), str(s.removed), str(s.timelines),
-                      str(s.listing_pages), s.high_water or "-", "yes" if s.complete else "no")
-    console.print(table)
+        state = "complete" if s.complete else "not finished (resumes next run)"
+        console.print(f"{s.name}: {s.new} new, {s.updated} updated, {s.unchanged} unchanged, {s.removed} removed; "
+                      f"{s.timelines} timelines, {s.listing_pages} listing pages; "
+                      f"high-water mark {s.high_water or '-'}; {state}", soft_wrap=True, markup=False)
     reset = time.strftime("%H:%M:%S UTC", time.gmtime(summary.rate_reset)) if summary.rate_reset else "?"
     console.print(f"requests spent: {summary.requests} ({summary.not_modified} answered 304, {summary.retries} retries); "
                   f"rate limit left: {summary.rate_remaining if summary.rate_remaining is not None else '?'}"
                   f"/{summary.rate_limit if summary.rate_limit is not None else '?'} (reset {reset}); "
-                  f"{summary.seconds:.1f}s")
+                  f"{summary.seconds:.1f}s", soft_wrap=True, markup=False)
     if summary.partial:
-        console.print(f"[yellow]stopped early, state saved; run again to resume:[/] {summary.stop_reason}")
+        console.print(f"stopped early, state saved; run again to resume: {summary.stop_reason}", soft_wrap=True,
+                      markup=False, style="yellow")
     for err in summary.errors:
-        console.print(f"[red]error:[/] {err}")
+        console.print(f"error: {err}", soft_wrap=True, markup=False, style="red")
+
+
+def parse_since(value: str) -> str:
+    """``--since``: a date (``YYYY-MM-DD``) or an ISO 8601 time, with or without an offset
+    (none = UTC), in GitHub's format; a :class:`UserError` otherwise."""
+    from datetime import datetime, timezone
+
+    from pipeline.crawl.backend import format_time
+
+    text = value.strip()
+    try:
+        dt = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+    except ValueError:
+        raise UserError(f"--since {value!r}: not a date (use YYYY-MM-DD or 2024-01-31T12:00:00Z)") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return format_time(dt)
+
+
+def check_api_url(value: str) -> str:
+    """``--api-url``: an http(s) URL with a host; a :class:`UserError` otherwise."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise UserError(f"--api-url {value!r}: not an http(s) API base URL (e.g. https://api.github.com "
+                        "or http://127.0.0.1:8765)")
+    return value
 
 
 def register(app: typer.Typer) -> None:
@@ -97,50 +132,60 @@ def register(app: typer.Typer) -> None:
 
     @app.command("crawl")
     def crawl_cmd(
-        source: Optional[list[str]] = typer.Option(None, "--source", help="Crawl only this source (repeatable); default all."),
-        sources_file: Optional[Path] = typer.Option(None, "--sources", help="Sources YAML (default: pipeline/sources.yaml)."),
-        api_url: str = typer.Option("https://api.github.com", "--api-url", help="GitHub REST API base URL (e.g. an emulator)."),
-        db: Optional[Path] = typer.Option(None, "--db", help="SQLite store (default data/mine.db)."),
-        since: Optional[str] = typer.Option(None, "--since", help="Fetch issues updated since DATE (YYYY-MM-DD or ISO 8601, UTC) instead of from the high-water mark (e.g. a backfill); later runs continue from the high-water mark."),
-        token: Optional[str] = typer.Option(None, "--token", help="GitHub token (default: $GITHUB_TOKEN). Never printed or stored.", show_default=False),
-        max_wait: Optional[float] = typer.Option(None, "--max-wait", help="Longest rate-limit wait in seconds; beyond it stop cleanly (exit 3) and resume next run."),
-        concurrency: int = typer.Option(4, "--concurrency", min=1, max=32, help="Timelines fetched in parallel."),
-        fmt: str = typer.Option("text", "--format", help="Summary format: text or json."),
+        source: Optional[list[str]] = typer.Option(None, "--source", metavar="NAME", help="Crawl only this source (repeatable); default all."),
+        sources_file: Optional[Path] = typer.Option(None, "--sources", metavar="FILE", help="Sources YAML (default: pipeline/sources.yaml)."),
+        api_url: str = typer.Option("https://api.github.com", "--api-url", metavar="URL", help="GitHub REST API base URL (e.g. an emulator)."),
+        db: Optional[Path] = typer.Option(None, "--db", metavar="PATH", help="SQLite store (default data/mine.db)."),
+        since: Optional[str] = typer.Option(None, "--since", metavar="DATE", help="Fetch issues updated since DATE (YYYY-MM-DD, or ISO 8601; UTC unless it has an offset) instead of from the high-water mark (e.g. a backfill); later runs continue from the high-water mark."),
+        full: bool = typer.Option(False, "--full", help="List every issue again (about one request per 100 issues; unchanged issues cost no timeline request) and drop stored issues no longer listed: reopened, relabelled, deleted or transferred ones, which the incremental listing cannot see. E.g. once a week."),
+        token: Optional[str] = typer.Option(None, "--token", metavar="TOKEN", help="GitHub token (default: $GITHUB_TOKEN, preferable: a --token value shows in the process list). Never printed, logged or stored.", show_default=False),
+        max_wait: Optional[float] = typer.Option(None, "--max-wait", min=0, metavar="SECONDS", help="Longest rate-limit wait in seconds; beyond it stop cleanly (exit 3) and resume next run. Default: wait as long as GitHub asks, with a countdown."),
+        concurrency: int = typer.Option(4, "--concurrency", min=1, max=32, metavar="N", help="Timelines fetched in parallel."),
+        fmt: str = typer.Option("text", "--format", metavar="text|json", help="Summary format: text or json."),
         backoff_base: float = typer.Option(1.0, "--backoff-base", hidden=True, help="First retry delay in seconds (tests)."),
-        max_attempts: int = typer.Option(6, "--max-attempts", min=1, help="Attempts per request on 5xx, connection errors and malformed bodies."),
+        max_attempts: int = typer.Option(6, "--max-attempts", min=1, metavar="N", help="Attempts per request on 5xx, connection errors and malformed bodies."),
     ) -> None:
         """Crawl converter issues and their timelines from GitHub into the store (incremental, resumable).
 
         Exit codes: 0 done, 1 a source failed after retries, 2 bad input, 3 stopped by --max-wait
         (state saved; run again to resume)."""
-        from pipeline.crawl.backend import format_time, parse_time
         from pipeline.crawl.client import GitHubClient
         from pipeline.crawl.crawler import crawl
         from pipeline.sources import get_source, load_sources
-        from pipeline.store import connect
+        from pipeline.store.crawlstore import open_store
 
         if fmt not in ("text", "json"):
             raise UserError(f"--format {fmt!r}: use text or json")
+        if full and since:
+            raise UserError("--full and --since: choose one (--full lists from the start)")
+        check_api_url(api_url)
         all_sources = load_sources(sources_file)
-        chosen = [get_source(n, all_sources) for n in source] if source else all_sources
-        since_norm = None
-        if since:
-            try:
-                value = since if "T" in since else f"{since}T00:00:00Z"
-                since_norm = format_time(parse_time(value if value.endswith("Z") or "+" in value else value + "Z"))
-            except ValueError:
-                raise UserError(f"--since {since!r}: not a date (use YYYY-MM-DD or 2024-01-31T12:00:00Z)") from None
-        token = token or os.environ.get("GITHUB_TOKEN") or None
+        chosen = [get_source(n, all_sources) for n in dict.fromkeys(source)] if source else all_sources
+        since_norm = parse_since(since) if since else None
+        token = (token or os.environ.get("GITHUB_TOKEN") or "").strip() or None
+        if token and (any(c.isspace() for c in token) or not token.isprintable()):
+            raise UserError("--token / GITHUB_TOKEN: the token contains spaces or control characters "
+                            "(not shown); check how it was set")
         err = Console(stderr=True, highlight=False)
         if not token:
             err.print("[yellow]warning:[/] no GitHub token (GITHUB_TOKEN or --token): unauthenticated requests "
-                      "are limited to 60 an hour; the crawl will wait for resets (or stop with --max-wait).")
-        conn = connect(db)
-        with RichProgress(err) as prog:
-            client = GitHubClient(api_url, token, max_wait=max_wait, on_wait=prog.wait,
-                                  backoff_base=backoff_base, max_attempts=max_attempts)
-            summary = crawl(conn, chosen, client, since=since_norm, concurrency=concurrency, progress=prog)
-        conn.close()
+                      "are limited to 60 an hour; the crawl will wait for resets (or stop with --max-wait).",
+                      soft_wrap=True)
+        conn = open_store(db)
+        try:
+            with RichProgress(err) as prog:
+                client = GitHubClient(api_url, token, max_wait=max_wait, on_wait=prog.wait,
+                                      backoff_base=backoff_base, max_attempts=max_attempts)
+                prog.cancelled = client.cancelled
+                summary = crawl(conn, chosen, client, since=since_norm, full=full, concurrency=concurrency,
+                                progress=prog)
+        except KeyboardInterrupt:
+            # every stored issue is whole and the resume point is saved with it
+            err.print("interrupted: what was stored is kept; run the same command again to resume",
+                      soft_wrap=True, markup=False)
+            raise typer.Exit(130) from None
+        finally:
+            conn.close()
         if fmt == "json":
             sys.stdout.write(json.dumps(summary.to_dict(), indent=2) + "\n")
         else:
@@ -158,18 +203,18 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Per source: stored issues, issues with a timeline, last crawl time, high-water mark."""
         from pipeline.sources import load_sources
-        from pipeline.store import connect
-        from pipeline.store.crawlstore import source_status
+        from pipeline.store.crawlstore import open_store, source_status
 
         if fmt not in ("text", "json"):
             raise UserError(f"--format {fmt!r}: use text or json")
-        conn = connect(db)
+        conn = open_store(db, must_exist=True)
         data = source_status(conn, [s.name for s in load_sources(sources_file)])
         conn.close()
         if fmt == "json":
             sys.stdout.write(json.dumps({"sources": data}, indent=2) + "\n")
             return
-        table = Table(title="store status")
+        # no outer border: the two timestamps fit whole in 80 columns (a cron log)
+        table = Table(title="store status", box=box.SIMPLE_HEAD, pad_edge=False)
         for col in ("source", "issues", "timelines", "last crawl", "high-water mark"):
             table.add_column(col, no_wrap=True)
         for name, d in data.items():

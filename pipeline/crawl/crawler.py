@@ -13,21 +13,32 @@ How a run stays cheap, resumable and exact:
   interrupted ``--since`` backfill cannot make the next run skip what the backfill missed.
 - The first listing page of a run is cached with its ETag: when nothing changed since, the next
   run's first request is answered 304 (free on GitHub).
+- ``full=True`` lists each source from the start again (listing pages only: unchanged issues cost
+  no timeline request) and, when the run completes, deletes the stored issues of the source the
+  listing no longer returns: reopened, relabelled, deleted or transferred issues, which an
+  incremental ``since=`` listing can never show. About one request per 100 listed issues.
 - When the rate-limit wait would exceed ``max_wait``, the run stops at the cursor, reports itself
   partial (CLI exit code 3) and the next run continues.
+- One crawl per store at a time: a run holds an exclusive ``flock`` on ``<store>.crawl-lock``
+  (released by the kernel even on ``kill -9``). A second run (e.g. tonight's cron while last
+  night's still waits for a rate-limit reset) stops at once instead of spending the budget twice.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import time
 from collections import deque
+from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from pipeline.crawl.backend import IssueBackend, ListingPage, event_fields, issue_fields, shift_time
 from pipeline.crawl.client import BudgetExhausted, CrawlError, GitHubClient, NotFound
+from pipeline.errors import UserError
 from pipeline.sources import Source
 from pipeline.store import crawlstore as cs
 
@@ -39,7 +50,7 @@ class CrawlProgress(Protocol):
 
     def start(self, source: str, total: int | None) -> None: ...
     def advance(self, source: str, n: int = 1) -> None: ...
-    def finish(self, source: str) -> None: ...
+    def finish(self, source: str) -> None: ...   # the source's crawl completed
 
 
 @dataclass
@@ -101,12 +112,45 @@ def crawl(
     client: GitHubClient,
     *,
     since: str | None = None,
+    full: bool = False,
     concurrency: int = 4,
     overlap_seconds: int = OVERLAP_SECONDS,
     progress: CrawlProgress | None = None,
 ) -> CrawlSummary:
     """Crawl ``sources`` into the store ``conn``; returns what happened (never raises for
-    HTTP trouble: a failed source is reported in ``errors`` and left resumable)."""
+    HTTP trouble: a failed source is reported in ``errors`` and left resumable). Raises
+    :class:`UserError` when another crawl is writing the same store."""
+    with crawl_lock(conn):
+        return _crawl(conn, sources, client, since=since, full=full, concurrency=concurrency,
+                      overlap_seconds=overlap_seconds, progress=progress)
+
+
+@contextmanager
+def crawl_lock(conn):
+    """Hold the store's crawl lock for the ``with`` block (no-op for an in-memory store)."""
+    row = conn.execute("PRAGMA database_list").fetchone()
+    path = row[2] if row is not None else ""
+    if not path:
+        yield
+        return
+    lock_path = f"{path}.crawl-lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            raise UserError(f"{path}: another crawl (pid {holder}) is writing this store; "
+                            "let it finish or stop it, then run again") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)   # releases the lock
+
+
+def _crawl(conn, sources: list[Source], client: GitHubClient, *, since: str | None, full: bool, concurrency: int,
+           overlap_seconds: int, progress: CrawlProgress | None) -> CrawlSummary:
     t0 = time.monotonic()
     r0, n0, x0 = client.requests, client.not_modified, client.retries   # the client may be reused
     summary = CrawlSummary()
@@ -116,7 +160,13 @@ def crawl(
             s = SourceSummary(source.name)
             summary.sources[source.name] = s
             try:
-                _crawl_source(conn, source, backend, pool, s, since, max(1, concurrency), overlap_seconds, progress)
+                _crawl_source(conn, source, backend, pool, s, since, max(1, concurrency), overlap_seconds, progress,
+                              full=full)
+            except KeyboardInterrupt:
+                # end the fetches still running (a rate-limit wait can last an hour) before the
+                # pool joins them; what is stored stays whole and resumable
+                client.cancel()
+                raise
             except BudgetExhausted as e:
                 s.error = str(e)
                 summary.partial = True
@@ -126,7 +176,7 @@ def crawl(
                 s.error = str(e)
                 summary.errors.append(f"{source.name}: {e}")
             finally:
-                if progress:
+                if progress and s.complete:   # an unfinished source keeps its bar short of full
                     progress.finish(source.name)
     summary.requests = client.requests - r0
     summary.not_modified = client.not_modified - n0
@@ -151,9 +201,10 @@ def _start_point(st: cs.CrawlState, since: str | None, overlap: int) -> tuple[st
 
 
 def _crawl_source(conn, source: Source, backend: IssueBackend, pool: ThreadPoolExecutor, s: SourceSummary,
-                  since: str | None, concurrency: int, overlap: int, progress: CrawlProgress | None) -> None:
+                  since: str | None, concurrency: int, overlap: int, progress: CrawlProgress | None,
+                  full: bool = False) -> None:
     st = cs.get_crawl_state(conn, source.name)
-    cursor, query_since = _start_point(st, since, overlap)
+    cursor, query_since = (None, None) if full else _start_point(st, since, overlap)
     s.since = query_since
     cs.set_crawl_state(conn, source.name, state={"running": True, "cursor": cursor})
     known = cs.known_issues(conn, source.repo)
@@ -169,7 +220,9 @@ def _crawl_source(conn, source: Source, backend: IssueBackend, pool: ThreadPoolE
         etag, meta = cs.cache_get(conn, url)
         return (etag, meta) if meta and meta.get("rule") == rule else (None, None)
 
-    pages = backend.pages(source, query_since, etag_for=etag_for)
+    # a full listing must see every issue: a 304 page would hide the issues it holds
+    pages = backend.pages(source, query_since, etag_for=None if full else etag_for)
+    listed: set[int] = set()                 # relevant issues this run listed (for ``full``)
     pages_left = True
     first_page = True
     stop: BaseException | None = None
@@ -198,6 +251,7 @@ def _crawl_source(conn, source: Source, backend: IssueBackend, pool: ThreadPoolE
                     progress.start(source.name, page.total_estimate)
                 for issue in page.issues:
                     number, updated = int(issue["number"]), issue.get("updated_at")
+                    listed.add(number)
                     if number in in_run and in_run[number] == updated:
                         continue                     # the keyset overlap listed it again
                     prev = known.get(number)
@@ -261,8 +315,9 @@ def _crawl_source(conn, source: Source, backend: IssueBackend, pool: ThreadPoolE
                 page = head.page
                 if page.last_updated and (cursor is None or page.last_updated > cursor):
                     cursor = page.last_updated
-                if head.first_page and not page.not_modified:
-                    # only a run's first page URL can recur (same high-water mark next run)
+                if head.first_page and not page.not_modified and not full:
+                    # only a run's first page URL can recur (same high-water mark next run);
+                    # a full run's first page never does, and must not evict the incremental one
                     cs.cache_put(conn, page.url, page.etag, {"last_updated": page.last_updated, "next": page.next_url, "rule": rule},
                                  replace_prefix=listing_prefix, source_state=(source.name, state()))
                 else:
@@ -273,6 +328,13 @@ def _crawl_source(conn, source: Source, backend: IssueBackend, pool: ThreadPoolE
     if stop is not None:
         s.high_water = st.high_water
         raise stop
+    if full:
+        # only a completed listing proves absence; the rows are this source's own
+        gone = [n for (n,) in conn.execute("SELECT number FROM issues WHERE repo = ? AND source = ?",
+                                           (source.repo, source.name)) if n not in listed]
+        for number in gone:
+            cs.delete_issue(conn, source.repo, number)
+        s.removed += len(gone)
     high_water = max(filter(None, [st.high_water, cursor]), default=None)
     cs.set_crawl_state(conn, source.name, high_water=high_water, last_crawl=cs.now_utc(), state={})
     s.high_water = high_water

@@ -39,7 +39,9 @@ def register(app: typer.Typer) -> None:
         onnx/tensorflow-onnx issues, timelines, rate limits and injected faults.
 
         Point a crawler at the printed URL (e.g. `mine crawl --api-url URL`). Admin endpoints:
-        GET /_emulator/stats, POST /_emulator/touch?repo=OWNER/NAME&n=K, POST /_emulator/reset_stats.
+        GET /_emulator/stats, POST /_emulator/touch?repo=OWNER/NAME&n=K (K issues change),
+        POST /_emulator/delete?repo=OWNER/NAME&number=N (issue N is deleted: 410 Gone),
+        POST /_emulator/reset_stats.
         Stops on Ctrl-C.
         """
         from pipeline.emulator.server import Emulator, EmulatorConfig

@@ -335,6 +335,7 @@ class Dataset:
         self.repos: dict[str, RepoInfo] = {}
         self.issues: dict[str, dict[int, IssueRecord]] = {}
         self.foreign: dict[tuple[str, int], IssueRecord] = {}
+        self.deleted: set[tuple[str, int]] = set()   # (repo, number) answered 410 Gone, not listed
         self._touch_count = 0
         self.repo_names = tuple(repos)
         for k, full in enumerate(self.repo_names):
@@ -367,6 +368,22 @@ class Dataset:
 
     def get(self, repo: str, number: int) -> IssueRecord | None:
         return self.issues.get(repo, {}).get(number)
+
+    def is_deleted(self, repo: str, number: int) -> bool:
+        return (repo, number) in self.deleted
+
+    def listed(self, repo: str) -> list[IssueRecord]:
+        """The records of ``repo`` a listing can return (deleted issues are gone from it)."""
+        return [x for x in self.issues.get(repo, {}).values() if (repo, x.number) not in self.deleted]
+
+    def delete(self, repo: str, number: int) -> bool:
+        """Delete issue ``number`` as GitHub does: it leaves the listings and its own endpoints
+        answer 410 Gone (its record stays, so other timelines that mention it still render).
+        Returns whether it existed and was not deleted yet."""
+        if number not in self.issues.get(repo, {}) or (repo, number) in self.deleted:
+            return False
+        self.deleted.add((repo, number))
+        return True
 
     # ---- generation
 
@@ -600,7 +617,8 @@ class Dataset:
         repository + 1)``, so it is strictly after every existing one.
         """
         recs = self.issues[repo]
-        cands = sorted((x for x in recs.values() if study_relevant(x)), key=lambda x: (x.updated_at, x.number))
+        cands = sorted((x for x in recs.values() if study_relevant(x) and (repo, x.number) not in self.deleted),
+                       key=lambda x: (x.updated_at, x.number))
         chosen = cands[: max(0, n)]
         if not chosen:
             return []

@@ -13,7 +13,8 @@ Endpoints: ``GET /repos/{o}/{r}``, ``/repos/{o}/{r}/issues`` (state, labels, sin
 sort, direction, per_page, page), ``/repos/{o}/{r}/issues/{n}``, ``.../timeline``,
 ``.../comments`` (both paginated), ``/repos/{o}/{r}/labels/{name}``, ``/rate_limit``.
 Admin endpoints under ``/_emulator/`` (``GET stats``, ``POST touch?repo=O/N&n=K``,
-``POST reset_stats``) are never rate limited or faulted.
+``POST delete?repo=O/N&number=K`` (the issue answers 410 Gone and leaves the listings, as a
+deleted issue on GitHub), ``POST reset_stats``) are never rate limited or faulted.
 
 Faults, in the order they are checked for an API request (``/rate_limit`` excluded):
 
@@ -79,6 +80,8 @@ class EmulatorConfig:
         for name in ("issues", "latency_ms", "rate_limit", "secondary_every", "port"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.port > 65535:
+            raise ValueError(f"port must be within [0, 65535], got {self.port}")
         if self.reset_seconds <= 0:
             raise ValueError(f"reset_seconds must be > 0, got {self.reset_seconds}")
         for name in ("error_rate", "truncate_rate"):
@@ -243,6 +246,15 @@ class Emulator:
             self._counts["touched"] += len(touched)
             return touched
 
+    def delete(self, repo: str, number: int) -> bool:
+        """Delete an issue (see ``Dataset.delete``): 410 Gone from now on, no longer listed."""
+        owner, _, name = repo.partition("/")
+        full = self.dataset.canonical_repo(owner, name)
+        if full is None:
+            raise KeyError(f"unknown repository {repo!r}")
+        with self._lock:
+            return self.dataset.delete(full, number)
+
     # ------------------------------------------------------------------ request handling
 
     def _bucket(self, auth: str | None, now: float) -> _Bucket:
@@ -331,7 +343,7 @@ class Emulator:
         if reply.status == 200 and self.cfg.truncate_rate and _draw(self.cfg.seed, n, "truncate") < self.cfg.truncate_rate:
             # Valid headers, half a JSON body; Content-Length matches what is sent.
             return reply, rate, "truncated", body[: len(body) // 2]
-        kind = "ok" if reply.status == 200 else "not_found" if reply.status == 404 else "invalid"
+        kind = "ok" if reply.status == 200 else "not_found" if reply.status in (404, 410) else "invalid"
         return reply, rate, kind, body
 
     def _api(self, route: tuple, params: dict[str, str], pairs: list, base: str, raw_path: str) -> _Reply:
@@ -352,6 +364,8 @@ class Emulator:
         rec = ds.get(full, route[3])
         if rec is None:
             return _not_found()
+        if ds.is_deleted(full, rec.number):
+            return _gone()
         if route[0] == "issue":
             return _Reply(200, render.issue(base, ds, rec, single=True))
         if route[0] == "timeline":
@@ -379,7 +393,7 @@ class Emulator:
             except ValueError:
                 return _invalid("since", params["since"])
         labels = [x for x in params.get("labels", "").split(",") if x.strip()]
-        recs = filter_issues(self.dataset.issues[full].values(), state=state, labels=labels, since=since)
+        recs = filter_issues(self.dataset.listed(full), state=state, labels=labels, since=since)
         key = {"created": lambda x: (x.created_at, x.number), "updated": lambda x: (x.updated_at, x.number),
                "comments": lambda x: (x.comments, x.number)}[sort]
         recs.sort(key=key, reverse=direction == "desc")
@@ -409,6 +423,12 @@ class Emulator:
             except (KeyError, ValueError) as e:
                 return self._send(h, method, _Reply(422, {"message": f"bad touch request: {e}"}), {}, None)
             return self._send(h, method, _Reply(200, {"touched": touched}), {}, None)
+        if path == "/_emulator/delete" and method == "POST":
+            try:
+                deleted = self.delete(params.get("repo", ""), int(params.get("number", "")))
+            except (KeyError, ValueError) as e:
+                return self._send(h, method, _Reply(422, {"message": f"bad delete request: {e}"}), {}, None)
+            return self._send(h, method, _Reply(200, {"deleted": deleted}), {}, None)
         return self._send(h, method, _not_found(), {}, None)
 
     def _send(self, h: "_Handler", method: str, reply: _Reply, rate: dict[str, str], kind: str | None,
@@ -504,6 +524,11 @@ def _dump(obj: Any) -> bytes:
 
 def _not_found() -> _Reply:
     return _Reply(404, {"message": "Not Found", "documentation_url": DOCS, "status": "404"})
+
+
+def _gone() -> _Reply:
+    """A deleted issue, as GitHub answers it."""
+    return _Reply(410, {"message": "This issue was deleted", "documentation_url": DOCS, "status": "410"})
 
 
 def _invalid(name: str, value: str) -> _Reply:

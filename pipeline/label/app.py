@@ -2,7 +2,8 @@
 
 Routes: ``GET /`` resumes at the first queue item without a label by this rater;
 ``GET /item/{pos}`` shows one issue; ``POST /api/label`` saves (JSON, same-origin, CSRF token);
-``GET /done`` ends the queue. Every response carries a strict Content-Security-Policy
+``GET /done`` ends the queue; ``GET /api/token`` gives a page opened before a restart the
+current token. Every response carries a strict Content-Security-Policy
 (scripts only from ``/static``; no inline script) and ``X-Content-Type-Options: nosniff``.
 """
 
@@ -39,6 +40,9 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
+# the time-left estimate: mean of the last 20 gaps between saves, each at most 10 minutes
+PACE_WINDOW = 20
+MAX_GAP = 600.0
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -70,10 +74,9 @@ class LabelSession:
     adjudication: Adjudication | None = None
     queue_note: str = ""
     csrf_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
-    # session pace: time of the first page shown and saves made since
+    # session pace: time of the first page shown, then the time of every save
     started: float | None = None
-    saves: int = 0
-    last_save: float | None = None
+    save_times: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.codebook = self.codebook or load_codebook()
@@ -90,21 +93,31 @@ class LabelSession:
         return None
 
     def progress(self, latest: dict[str, dict]) -> dict:
+        """Done / total and, after the first save, the time left at the session's pace."""
         done = sum(1 for u in self.queue if u in latest)
         total = len(self.queue)
-        pace = None
-        if self.saves and self.started is not None and self.last_save is not None:
-            pace = max(self.last_save - self.started, 0.0) / self.saves
+        pace = self.pace()
         left = (total - done) * pace if pace is not None else None
         return {"done": done, "total": total, "percent": round(100 * done / total) if total else 100,
                 "pace": _duration(pace) if pace is not None else "", "left": _duration(left) if left is not None else ""}
 
-    def note_save(self) -> None:
-        now = time.monotonic()
+    def pace(self) -> float | None:
+        """Seconds per issue: the mean of the last :data:`PACE_WINDOW` gaps between saves (the
+        first gap from the first page shown), each capped at :data:`MAX_GAP` so a lunch break
+        does not triple the estimate. None before the first save."""
+        if self.started is None or not self.save_times:
+            return None
+        times = [self.started, *self.save_times][-(PACE_WINDOW + 1):]
+        gaps = [min(max(b - a, 0.0), MAX_GAP) for a, b in zip(times, times[1:])]
+        return sum(gaps) / len(gaps)
+
+    def note_save(self, now: float | None = None) -> None:
+        """Record a save at ``now`` (default: the monotonic clock) for the pace."""
+        now = time.monotonic() if now is None else now
         if self.started is None:
             self.started = now
-        self.saves += 1
-        self.last_save = now
+        self.save_times.append(now)
+        del self.save_times[:-(PACE_WINDOW + 1)]
 
 
 def _duration(seconds: float | None) -> str:
@@ -232,20 +245,36 @@ def create_app(session: LabelSession, *, allowed_hosts: list[str] | None = None)
             "adjudication": session.adjudication,
         })
 
-    def forbidden(reason: str) -> JSONResponse:
-        return JSONResponse({"ok": False, "error": f"rejected: {reason}"}, status_code=403)
+    def forbidden(reason: str, code: str = "forbidden") -> JSONResponse:
+        return JSONResponse({"ok": False, "error": f"rejected: {reason}", "code": code}, status_code=403)
+
+    def cross_site(request: Request) -> str | None:
+        """Why a request is cross-site (None: it comes from a page of this server)."""
+        site = request.headers.get("sec-fetch-site")
+        if site is not None and site not in ("same-origin", "none"):
+            return f"cross-site request (Sec-Fetch-Site: {site})"
+        origin = request.headers.get("origin")
+        if origin is not None and origin != f"{request.url.scheme}://{request.headers.get('host', '')}":
+            return f"foreign origin {origin!r}"
+        return None
+
+    async def token(request: Request) -> Response:
+        # a page opened before the server restarted holds the old token: it asks for the new
+        # one and saves again. Other sites cannot read this response (same-origin policy, no
+        # CORS headers; foreign Host headers are refused), so it hands them nothing.
+        reason = cross_site(request)
+        if reason:
+            return forbidden(reason)
+        return JSONResponse({"token": session.csrf_token})
 
     async def save(request: Request) -> Response:
         # cross-site requests never reach the label file: the fetch metadata, the Origin and a
         # per-server token embedded in the page must all agree with this server
-        site = request.headers.get("sec-fetch-site")
-        if site is not None and site not in ("same-origin", "none"):
-            return forbidden(f"cross-site request (Sec-Fetch-Site: {site})")
-        origin = request.headers.get("origin")
-        if origin is not None and origin != f"{request.url.scheme}://{request.headers.get('host', '')}":
-            return forbidden(f"foreign origin {origin!r}")
+        reason = cross_site(request)
+        if reason:
+            return forbidden(reason)
         if not secrets.compare_digest(request.headers.get("x-csrf-token", ""), session.csrf_token):
-            return forbidden("missing or wrong CSRF token")
+            return forbidden("missing or wrong CSRF token", code="csrf")
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             return JSONResponse({"ok": False, "error": "expected application/json"}, status_code=415)
         try:
@@ -271,6 +300,7 @@ def create_app(session: LabelSession, *, allowed_hosts: list[str] | None = None)
         Route("/item/{pos:int}", item),
         Route("/done", done),
         Route("/api/label", save, methods=["POST"]),
+        Route("/api/token", token),
         Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     hosts = allowed_hosts or ["127.0.0.1", "localhost"]

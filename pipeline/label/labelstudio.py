@@ -2,7 +2,9 @@
 
 Export: one task per issue, ``data = {url, title, text}``, with pre-annotations
 (``predictions``) from a label file or the classifier's stored predictions, and the labelling
-config (XML) built from the codebook; choices carry the codebook's display names.
+config (XML) built from the codebook; choices carry the codebook's display names. The subtypes
+of each cause are their own Choices tag, ``cause_subtype_<cause id>``, shown only while that
+cause is chosen (``visibleWhen="choice-selected"``); a plain ``cause_subtype`` is read too.
 Import: a Label Studio JSON export; each task's latest non-cancelled annotation becomes one
 record in ``labels/<rater>.jsonl``, its choices mapped through the codebook (display names,
 ids and aliases all resolve). Errors name the task id and the value.
@@ -39,34 +41,48 @@ def labeling_config(codebook: Codebook) -> str:
                            requiredMessage=f"Choose a {dim}")
         for c in d.categories:
             ET.SubElement(ch, "Choice", value=c.display, hint=c.definition)
-    with_subtypes = [c for c in codebook.dimensions["cause"].categories if c.subtypes]
-    ET.SubElement(view, "Header", value="Cause subtype (only for " + ", ".join(c.display for c in with_subtypes) + ")")
-    sub = ET.SubElement(view, "Choices", name=SUBTYPE_DIMENSION, toName=TO_NAME, choice="single",
-                        visibleWhen="choice-selected", whenTagName="cause",
-                        whenChoiceValue=",".join(c.display for c in with_subtypes))
-    seen = set()
-    for c in with_subtypes:
-        for s in c.subtypes:
-            if s.display not in seen:
-                seen.add(s.display)
-                ET.SubElement(sub, "Choice", value=s.display, hint=f"{c.display}: {s.definition}")
+    # one subtype list per cause that has subtypes, shown only while that cause is chosen
+    # (Label Studio's visibleWhen="choice-selected" + whenTagName + whenChoiceValue), so an
+    # annotator is never offered another cause's subtypes
+    for c in codebook.dimensions["cause"].categories:
+        if not c.subtypes:
+            continue
+        box = ET.SubElement(view, "View", visibleWhen="choice-selected", whenTagName="cause", whenChoiceValue=c.display)
+        ET.SubElement(box, "Header", value=f"{c.display}: subtype")
+        sub = ET.SubElement(box, "Choices", name=subtype_tag(c.id), toName=TO_NAME, choice="single",
+                            visibleWhen="choice-selected", whenTagName="cause", whenChoiceValue=c.display)
+        for st in c.subtypes:
+            ET.SubElement(sub, "Choice", value=st.display, hint=st.definition)
     ET.SubElement(view, "Header", value="Note")
     ET.SubElement(view, "TextArea", name="note", toName=TO_NAME, rows="2", maxSubmissions="1")
     ET.indent(view)
     return ET.tostring(view, encoding="unicode") + "\n"
 
 
-def _result(dim: str, display: str) -> dict:
-    return {"id": dim, "from_name": dim, "to_name": TO_NAME, "type": "choices", "value": {"choices": [display]}}
+def subtype_tag(cause: str) -> str:
+    """Name of the Choices tag holding the subtypes of ``cause`` (e.g. ``cause_subtype_incompatibility``)."""
+    return f"{SUBTYPE_DIMENSION}_{cause}"
+
+
+def _result(name: str, display: str) -> dict:
+    return {"id": name, "from_name": name, "to_name": TO_NAME, "type": "choices", "value": {"choices": [display]}}
 
 
 def _label_result(codebook: Codebook, row: dict) -> list[dict]:
     out = []
+    vals = {}
     for dim in LABEL_DIMENSIONS:
         val = row.get(dim)
         if val is None or (isinstance(val, float) and pd.isna(val)) or not str(val).strip():
             continue
-        out.append(_result(dim, codebook.display(dim, str(val))))
+        vals[dim] = str(val).strip()
+    for dim, val in vals.items():
+        if dim == SUBTYPE_DIMENSION:
+            if not vals.get("cause"):
+                continue  # a subtype means nothing without its cause
+            out.append(_result(subtype_tag(vals["cause"]), codebook.display(dim, val)))
+        else:
+            out.append(_result(dim, codebook.display(dim, val)))
     return out
 
 
@@ -87,7 +103,7 @@ def export_tasks(urls: list[str], conn: sqlite3.Connection, codebook: Codebook,
                 preds.append({"model_version": f"labels:{source}", "result": result})
         else:
             p = predictions_for(conn, url)
-            result = [_result(d, codebook.display(d, v["category"])) for d, v in p.items() if d in LABEL_DIMENSIONS]
+            result = _label_result(codebook, {d: v["category"] for d, v in p.items() if d in LABEL_DIMENSIONS})
             if result:
                 preds.append({"model_version": sorted({v["model_id"] for v in p.values()})[-1],
                               "score": min(v["probability"] for v in p.values()), "result": result})
@@ -132,14 +148,18 @@ def parse_export(path: Path | str, rater: str, codebook: Codebook) -> tuple[list
             skipped += 1
             continue
         raw: dict[str, str] = {}
+        by_cause: dict[str, str] = {}  # subtype choices per cause tag (cause_subtype_<cause>)
         note = ""
         for r in ann.get("result") or []:
-            name, value = r.get("from_name"), r.get("value") or {}
-            if name in LABEL_DIMENSIONS:
+            name, value = str(r.get("from_name") or ""), r.get("value") or {}
+            if name in LABEL_DIMENSIONS or name.startswith(SUBTYPE_DIMENSION + "_"):
                 choices = value.get("choices") or []
                 if len(choices) != 1:
                     raise UserError(f"{p}: task {tid}: {name}: expected one choice, got {choices!r}")
-                raw[name] = str(choices[0])
+                if name in LABEL_DIMENSIONS:
+                    raw[name] = str(choices[0])
+                else:
+                    by_cause[name[len(SUBTYPE_DIMENSION) + 1:]] = str(choices[0])
             elif name == "note":
                 text = value.get("text") or []
                 note = "\n".join(text) if isinstance(text, list) else str(text)
@@ -150,6 +170,9 @@ def parse_export(path: Path | str, rater: str, codebook: Codebook) -> tuple[list
                     label[dim] = codebook.resolve(dim, raw[dim], by="name")
                 except KeyError as e:
                     raise UserError(f"{p}: task {tid}: {dim}: {e.args[0]}") from None
+        # the subtype list of the chosen cause wins; a list left from a cause chosen earlier is ignored
+        if label.get("cause") in by_cause:
+            raw[SUBTYPE_DIMENSION] = by_cause[label["cause"]]
         if SUBTYPE_DIMENSION in raw:
             cause = label.get("cause")
             try:

@@ -19,7 +19,7 @@ from pipeline.codebook import Codebook
 from pipeline.errors import UserError
 from pipeline.label.issues import table_exists
 from pipeline.label.storage import LABEL_DIMENSIONS
-from pipeline.sources import parse_issue_url
+from pipeline.sources import issue_url, parse_issue_url
 
 
 def read_queue_file(path: Path | str) -> list[str]:
@@ -28,15 +28,21 @@ def read_queue_file(path: Path | str) -> list[str]:
     if not p.is_file():
         raise UserError(f"{p}: queue file not found")
     urls: list[str] = []
-    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+    for i, raw in enumerate(p.read_bytes().splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8-sig" if i == 1 else "utf-8")
+        except UnicodeDecodeError as e:
+            raise UserError(f"{p}:{i}: not UTF-8 text ({e.reason} at byte {e.start}); "
+                            "a queue file holds one issue URL per line") from None
         text = line.split("#", 1)[0].strip()
         if not text:
             continue
         try:
-            parse_issue_url(text)
+            repo, number = parse_issue_url(text)
         except ValueError as e:
             raise UserError(f"{p}:{i}: {e}") from None
-        urls.append(text.rstrip("/"))
+        # one spelling per issue (https, /issues/, no trailing slash): labels are keyed by URL
+        urls.append(issue_url(repo, number))
     if not urls:
         raise UserError(f"{p}: no issue URLs in queue file")
     return list(dict.fromkeys(urls))

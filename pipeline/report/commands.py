@@ -213,6 +213,10 @@ def write_report_files(rep, trends: dict, out: Path, **html_kw) -> list[Path]:
 
 def print_validation(res, console: Console) -> None:
     """The validation as tables: per direction and share, corrected vs plain-count error and coverage."""
+    from pipeline.codebook import load_codebook
+    from pipeline.report.render import category_name
+
+    cb = load_codebook()
     s = res.summary
     chosen = s["chosen_method"]
     rows = res.rows
@@ -223,7 +227,7 @@ def print_validation(res, console: Console) -> None:
         ch = sub[sub["method"] == chosen].set_index("category")
         cc = sub[sub["method"] == "cc"].set_index("category")
         for cat, r in ch.iterrows():
-            t.add_row(cat, f"{r.gold:.1%}", f"{r.estimate:.1%} [{r.low:.1%}, {r.high:.1%}]", "yes" if r.inside else "NO",
+            t.add_row(category_name(cb, dim, cat), f"{r.gold:.1%}", f"{r.estimate:.1%} [{r.low:.1%}, {r.high:.1%}]", "yes" if r.inside else "NO",
                       f"{r.abs_error_pp:.1f}", f"{cc.loc[cat, 'estimate']:.1%}", f"{cc.loc[cat, 'abs_error_pp']:.1f}")
         console.print(t)
     t = Table(title="mean absolute error per share (pp) and interval coverage, all directions", title_justify="left")

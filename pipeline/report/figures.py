@@ -19,17 +19,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from pipeline.codebook import Codebook, load_codebook  # noqa: E402
+from pipeline.report.render import category_name  # noqa: E402
 from pipeline.report.tables import TOTAL  # noqa: E402
 
 # SVG text stays text and files are reproducible (no date, fixed hash salt)
 plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "converter-failure-mining", "figure.dpi": 100})
 _METADATA = {"svg": {"Date": None}, "png": {"Software": None}}
-
-
-def _name(cb: Codebook, dim: str, cat: str) -> str:
-    if cat == "other":
-        return "Other (merged)"
-    return cb.display(dim, cat)
 
 
 def _matrix(rows: list[dict], value: str, column: str = TOTAL) -> pd.DataFrame:
@@ -53,7 +48,7 @@ def stacked_shares(rows: list[dict], dim: str, title: str | None = None, cb: Cod
         bottom = pd.Series(0.0, index=m.index)
         cmap = plt.get_cmap("tab20")
         for i, cat in enumerate(order):
-            ax.bar(m.index, m[cat], bottom=bottom, label=_name(cb, dim, cat), color=cmap(i % 20), width=0.8)
+            ax.bar(m.index, m[cat], bottom=bottom, label=category_name(cb, dim, cat), color=cmap(i % 20), width=0.8)
             bottom += m[cat]
         ax.set_ylim(0, 1.08)
         ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
@@ -81,7 +76,7 @@ def cumulative_by_stage(rows: list[dict], title: str | None = None, cb: Codebook
         c = m.cumsum()
         c = c.loc[:, c.iloc[-1] > 0]
         for cat in c.iloc[-1].sort_values(ascending=False).index:
-            ax.plot(c.index, c[cat], marker="o", markersize=3, label=_name(cb, "stage", cat))
+            ax.plot(c.index, c[cat], marker="o", markersize=3, label=category_name(cb, "stage", cat))
         ax.legend(loc="upper left", fontsize=8, frameon=False)
         ax.tick_params(axis="x", rotation=60 if len(m) > 8 else 0, labelsize=8)
     ax.set_ylabel("failures (cumulative)")

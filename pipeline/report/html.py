@@ -31,7 +31,7 @@ HOW_ESTIMATED = (
     "other's shares, compare with its human labels), not per table. Intervals are 95% percentile bootstrap "
     "intervals that resample the target issues, the classifier's training issues (hence its measured error "
     "rates) and, for probabilistic counts, each issue's category from its probabilities. Categories with fewer "
-    "than 5 training issues are merged into 'Other (merged)'. 'both' counts issues with human labels as "
+    "than 5 training issues are merged into 'Rare categories (merged)'. 'both' counts issues with human labels as "
     "labelled and estimates only the rest."
 )
 

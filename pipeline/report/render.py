@@ -23,13 +23,15 @@ FORMATS = ("table", "markdown", "csv", "latex", "json", "html")
 EXTENSIONS = {"markdown": "md", "csv": "csv", "latex": "tex", "json": "json", "table": "txt", "html": "html"}
 _BINS = {OTHER_CAUSES: "Other causes (binned)", OTHER_SYMPTOMS: "Other symptoms (binned)",
          "unspecified": "Unspecified",
-         # the classifier's bin of categories with too few training issues (predicted tables)
-         "other": "Other (merged)"}
+         # the classifier's bin of categories with too few training issues (predicted tables);
+         # named apart from the codebook's own "Others"
+         "other": "Rare categories (merged)"}
 # the column dimension of cross tables (``cause_x_symptom``: one row per cause and symptom)
 CROSS_KEYS = ("symptom", "stage")
 
 
-def _name(cb: Codebook, dimension: str | None, cat: str) -> str:
+def category_name(cb: Codebook, dimension: str | None, cat: str) -> str:
+    """Display name of a category id, of the tables' bins, or of the classifier's merged ``other``."""
     if cat in _BINS:
         return _BINS[cat]
     return cb.display(dimension, cat) if dimension else cat
@@ -69,13 +71,13 @@ def table_frame(rep: Report, name: str, cb: Codebook | None = None, numeric: boo
         if "period" in row:
             rec["Period"] = row["period"]
         if "cause" in row and name == "cause_subtype":
-            rec["Cause"] = _name(cb, "cause", row["cause"])
-            rec["Subtype"] = _name(cb, "cause_subtype", row["category"])
+            rec["Cause"] = category_name(cb, "cause", row["cause"])
+            rec["Subtype"] = category_name(cb, "cause_subtype", row["category"])
         else:
-            rec[_label(name)] = _name(cb, _row_dimension(name), row["category"])
+            rec[_label(name)] = category_name(cb, _row_dimension(name), row["category"])
         for key in ("symptom", "stage"):
             if key in row:
-                rec[key.title()] = _name(cb, key, row[key])
+                rec[key.title()] = category_name(cb, key, row[key])
         for c in cols:
             head = "Total" if c == TOTAL else c
             if numeric:
@@ -140,10 +142,10 @@ def cross_frame(rep: Report, name: str, cb: Codebook | None = None) -> pd.DataFr
         rec: dict[tuple[str, str], str] = {}
         for cc in col_cats:
             for conv in subs:
-                rec[(_name(cb, key, cc), "" if conv == TOTAL else conv)] = f"{cell[(rc, cc)][conv]:g}"
+                rec[(category_name(cb, key, cc), "" if conv == TOTAL else conv)] = f"{cell[(rc, cc)][conv]:g}"
         rec[("Total", "")] = f"{sum(cell[(rc, cc)][TOTAL] for cc in col_cats):g}"
         records.append(rec)
-        index.append(_name(cb, _row_dimension(name), rc))
+        index.append(category_name(cb, _row_dimension(name), rc))
     df = pd.DataFrame(records)
     df.columns = pd.MultiIndex.from_tuples(df.columns)
     df.insert(0, ("Cause", ""), index)
@@ -175,7 +177,7 @@ def _md_escape(s: str) -> str:
 def to_markdown(df: pd.DataFrame) -> str:
     df = _flat(df)
     head = "| " + " | ".join(_md_escape(c) for c in df.columns) + " |"
-    sep = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(df.columns))) + "|"
+    sep = "|" + "|".join("---:" if _is_value_col(c) else "---" for c in df.columns) + "|"
     body = ["| " + " | ".join(_md_escape(v) for v in rec) + " |" for rec in df.itertuples(index=False)]
     return "\n".join([head, sep, *body])
 

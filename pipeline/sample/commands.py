@@ -29,13 +29,16 @@ def register(app: typer.Typer) -> None:
         closed issue in pytorch/pytorch or onnx/tensorflow-onnx (source's xref_repos), or a `connected` event."""
         from pipeline.sample.filter import filter_counts
         from pipeline.sources import load_sources
-        from pipeline.store import connect
+        from pipeline.store.crawlstore import open_store
 
         if fmt not in ("text", "json"):
             raise UserError(f"--format {fmt!r}: use text or json")
-        conn = connect(db)
-        counts = filter_counts(conn, load_sources(sources_file))
-        conn.close()
+        sources = load_sources(sources_file)
+        conn = open_store(db, must_exist=True)
+        try:
+            counts = filter_counts(conn, sources)
+        finally:
+            conn.close()
         if fmt == "json":
             sys.stdout.write(json.dumps({"sources": counts}, indent=2) + "\n")
             return
@@ -60,11 +63,14 @@ def register(app: typer.Typer) -> None:
         other `#` lines are comments."""
         from pipeline.sample.sample import default_queue, sample_issues, write_queue
         from pipeline.sources import load_sources
-        from pipeline.store import connect
+        from pipeline.store.crawlstore import open_store
 
-        conn = connect(db)
-        samples = sample_issues(conn, n=n, seed=seed, sources=load_sources(sources_file))
-        conn.close()
+        sources = load_sources(sources_file)
+        conn = open_store(db, must_exist=True)
+        try:
+            samples = sample_issues(conn, n=n, seed=seed, sources=sources)
+        finally:
+            conn.close()
         path = write_queue(out or default_queue(), samples, n=n, seed=seed)
         con = Console(highlight=False)
         for name, urls in samples.items():

@@ -22,6 +22,7 @@ file on any machine and Python version, and adding a converter does not change a
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sqlite3
 from dataclasses import dataclass
@@ -66,14 +67,21 @@ def sample_issues(conn: sqlite3.Connection, n: int = 100, seed: int = 0,
 def write_queue(path: Path | str, samples: dict[str, list[str]], *, n: int, seed: int) -> Path:
     """Write ``samples`` as a queue file (format in the module docstring)."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"# labelling queue: up to {n} issues per converter, seed {seed}, from the data-availability filter"]
     for name, urls in samples.items():
         lines.append(f"{_CONVERTER_PREFIX} {name}")
         lines.extend(urls)
+    if p.is_dir():
+        raise UserError(f"{p}: is a folder; --out takes a queue file name (e.g. {p / 'queue-sample.txt'})")
     tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.replace(p)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        tmp.replace(p)   # atomic: a reader never sees half a queue
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise UserError(f"{p}: cannot write the queue file: {e.strerror or e}") from None
     return p
 
 

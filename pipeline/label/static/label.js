@@ -17,6 +17,13 @@
   var helpClose = document.getElementById("help-close");
   if (helpClose) helpClose.addEventListener("click", function () { toggleHelp(false); });
 
+  // a long traceback ends with the error that matters: show its end, the frames scroll above
+  document.querySelectorAll(".markdown pre").forEach(function (pre) {
+    if (pre.scrollHeight > pre.clientHeight && /Traceback \(most recent call last\)/.test(pre.textContent)) {
+      pre.scrollTop = pre.scrollHeight;
+    }
+  });
+
   var panel = document.getElementById("panel");
   if (!panel || page.pos === null || page.pos === undefined) {
     // the done page: only help and going back
@@ -120,24 +127,38 @@
       url: page.url, stage: sel.stage, symptom: sel.symptom, cause: sel.cause,
       cause_subtype: sel.cause_subtype, note: noteEl ? noteEl.value : ""
     };
+    post(body, true);
+  }
+
+  function post(body, mayRetry) {
     fetch("/api/label", {
       method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": token },
       body: JSON.stringify(body)
     }).then(function (resp) {
-      return resp.json().then(function (j) { return { ok: resp.ok, body: j }; });
+      return resp.json().catch(function () { return { error: "HTTP " + resp.status }; })
+        .then(function (j) { return { ok: resp.ok, body: j }; });
     }).then(function (r) {
       if (r.ok && r.body.ok) {
         setStatus("Saved.", "ok");
         window.location.assign(r.body.next);
+      } else if (mayRetry && r.body.code === "csrf") {
+        // the server restarted since this page was opened: take its new token, save again
+        fetch("/api/token", { credentials: "same-origin" }).then(function (resp) { return resp.json(); })
+          .then(function (j) { token = j.token || token; post(body, false); })
+          .catch(function () { failed("the server did not give a new token; reload the page (your choices here are not saved yet)"); });
       } else {
-        busy = false;
-        setStatus("Not saved: " + (r.body.error || "server error"), "error");
+        failed(r.body.error || "server error");
       }
-    }).catch(function (err) {
-      busy = false;
-      setStatus("Not saved: " + err, "error");
+    }).catch(function () {
+      failed("the labelling server is not answering (is `mine label` still running?). " +
+             "Your choices stay on this page: press Enter to try again.");
     });
+  }
+
+  function failed(why) {
+    busy = false;
+    setStatus("Not saved: " + why, "error");
   }
 
   function go(where) { if (where) window.location.assign(where); }
@@ -167,7 +188,8 @@
       return;
     }
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
-    var k = ev.key;
+    // Caps Lock on: "S" still skips, "A" still picks a
+    var k = ev.key.length === 1 ? ev.key.toLowerCase() : ev.key;
     if (k === "?") { toggleHelp(true); }
     else if (k === "Enter") { save(); }
     else if (k === "Tab") { moveFocus(ev.shiftKey ? -1 : 1); }
