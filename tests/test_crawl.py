@@ -423,3 +423,236 @@ def test_issues_updated_during_the_crawl_are_not_lost(tmp_path):
                 "SELECT number, updated_at FROM issues WHERE source = ? AND timeline_for = updated_at", (src.name,))}
             assert stored == plain_listing(emu.url, src), src.name
         conn.close()
+
+
+# -- review fixes: disappearing issues, user errors, narrow logs, Ctrl-C --------------------------
+
+class DeleteAfterFirstPage:
+    """A progress hook that deletes issues on the emulator once a source's first listing page
+    is read and before its timelines are asked: those timelines answer 410 Gone."""
+
+    def __init__(self, emu, repo: str, numbers) -> None:
+        self.emu, self.repo, self.numbers, self.done = emu, repo, list(numbers), False
+
+    def start(self, source, total):
+        if not self.done and next(s.repo for s in SOURCES if s.name == source) == self.repo:
+            self.done = True
+            assert all(self.emu.delete(self.repo, n) for n in self.numbers)
+
+    def advance(self, source, n=1):
+        pass
+
+    def finish(self, source):
+        pass
+
+
+def test_an_issue_deleted_between_listing_and_timeline_is_dropped_not_an_error(tmp_path):
+    db = tmp_path / "m.db"
+    torch = SOURCES[0]
+    with emulator() as emu:
+        listed = plain_listing(emu.url, torch)
+        oldest = sorted(listed, key=lambda n: (listed[n], n))[:2]      # on the run's first page
+        conn = connect(db)
+        s1 = crawl(conn, SOURCES, GitHubClient(emu.url, backoff_base=0.001),
+                   progress=DeleteAfterFirstPage(emu, torch.repo, oldest))
+        assert not s1.errors and all(s.complete for s in s1.sources.values())
+        stored = {r[0] for r in conn.execute("SELECT number FROM issues WHERE source = ?", (torch.name,))}
+        assert stored == set(listed) - set(oldest) == set(plain_listing(emu.url, torch))
+        # a stored issue that changes, then is deleted before its new timeline is read: removed
+        touched = emu.touch(torch.repo, 3)
+        s2 = crawl(conn, SOURCES, GitHubClient(emu.url, backoff_base=0.001),
+                   progress=DeleteAfterFirstPage(emu, torch.repo, touched[:1]))
+        assert not s2.errors and s2.sources[torch.name].complete
+        assert (s2.sources[torch.name].removed, s2.sources[torch.name].updated) == (1, 2)
+        for table in ("issues", "timeline_events"):
+            assert conn.execute(f"SELECT COUNT(*) FROM {table} WHERE repo = ? AND number = ?",
+                                (torch.repo, touched[0])).fetchone()[0] == 0
+        conn.close()
+
+
+def test_emulator_deletes_an_issue_like_github(tmp_path):
+    with emulator() as emu:
+        number = next(iter(plain_listing(emu.url, SOURCES[1])))
+        r = requests.post(f"{emu.url}/_emulator/delete", params={"repo": SOURCES[1].repo, "number": number}, timeout=10)
+        assert r.json() == {"deleted": True}
+        gone = requests.get(f"{emu.url}/repos/{SOURCES[1].repo}/issues/{number}/timeline", timeout=10)
+        assert gone.status_code == 410 and gone.json()["message"] == "This issue was deleted"
+        assert number not in plain_listing(emu.url, SOURCES[1])
+        assert requests.post(f"{emu.url}/_emulator/delete", params={"repo": "no/such", "number": 1},
+                             timeout=10).status_code == 422
+
+
+def test_crawl_bad_input_is_one_line_exit_2(tmp_path):
+    """Bad --since, --api-url, --db: one line naming the value, exit 2, no traceback, no request."""
+    not_a_db = tmp_path / "notes.txt"
+    not_a_db.write_text("hello\n")
+    with emulator() as emu:
+        db = str(tmp_path / "m.db")
+        cases = [
+            (("--since", "2024-13-01"), "--since '2024-13-01'"),
+            (("--since", "yesterday"), "--since 'yesterday'"),
+            (("--api-url", "api.github.com"), "--api-url 'api.github.com'"),
+            (("--api-url", "ftp://127.0.0.1/"), "--api-url 'ftp://127.0.0.1/'"),
+            (("--db", str(not_a_db)), "cannot open the store"),
+        ]
+        for extra, message in cases:
+            args = ["crawl", "--api-url", emu.url, "--db", db, "--token", "t0k3n_x", *extra]
+            r = run_mine(*args)
+            assert r.returncode == 2, (extra, r.stderr)
+            assert message in r.stderr and "Traceback" not in r.stderr, r.stderr
+            assert [ln for ln in r.stderr.splitlines() if ln.strip()] == [r.stderr.strip()], r.stderr
+        assert run_mine("crawl", "--api-url", emu.url, "--db", db, "--max-wait", "-1").returncode == 2
+        assert requests_served(emu) == 0
+
+
+def test_status_of_a_missing_store_is_an_error_and_creates_nothing(tmp_path):
+    typo = tmp_path / "mine-typo.db"
+    for cmd in ("status", "filter", "sample"):
+        r = run_mine(cmd, "--db", str(typo))
+        assert r.returncode == 2 and "no store there" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_since_takes_dates_times_and_any_utc_offset(tmp_path):
+    from pipeline.crawl.commands import parse_since
+
+    assert parse_since("2024-01-31") == "2024-01-31T00:00:00Z"
+    assert parse_since("2024-01-31T12:00:00") == "2024-01-31T12:00:00Z"          # no offset: UTC
+    assert parse_since("2024-01-31T12:00:00Z") == "2024-01-31T12:00:00Z"
+    assert parse_since("2024-01-31T12:00:00+02:00") == "2024-01-31T10:00:00Z"
+    assert parse_since("2024-01-31T12:00:00-02:00") == "2024-01-31T14:00:00Z"
+    with emulator() as emu:
+        r = run_mine("crawl", "--api-url", emu.url, "--db", str(tmp_path / "m.db"), "--source", "tf2onnx",
+                     "--since", "2024-06-30T22:00:00-02:00", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["sources"]["tf2onnx"]["since"] == "2024-07-01T00:00:00Z"
+
+
+def test_summary_and_errors_stay_whole_lines_in_an_80_column_log(tmp_path):
+    """Cron logs are 80 columns wide (no terminal): every count and every error stays readable
+    on its own line, never cut to an ellipsis or folded."""
+    db = str(tmp_path / "m.db")
+    with emulator() as emu:
+        ok = run_mine("crawl", "--api-url", emu.url, "--db", db, env={"COLUMNS": "80"})
+    assert ok.returncode == 0, ok.stderr
+    conn = connect(db)
+    for src in SOURCES:
+        n = conn.execute("SELECT COUNT(*) FROM issues WHERE source = ?", (src.name,)).fetchone()[0]
+        assert f"{src.name}: {n} new, 0 updated, 0 unchanged, 0 removed; {n} timelines" in ok.stdout, ok.stdout
+    conn.close()
+    assert "…" not in ok.stdout
+    status = run_mine("status", "--db", db, env={"COLUMNS": "80"})
+    marks = json.loads(run_mine("status", "--db", db, "--format", "json").stdout)["sources"]
+    assert status.returncode == 0 and "…" not in status.stdout
+    assert all(m["high_water"] in status.stdout and m["last_crawl"] in status.stdout for m in marks.values())
+    bad = run_mine("crawl", "--api-url", "http://127.0.0.1:9", "--db", db, "--max-attempts", "1",
+                   env={"COLUMNS": "80"})
+    assert bad.returncode == 1
+    errors = [ln for ln in bad.stdout.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == len(SOURCES), bad.stdout
+    assert all("http://127.0.0.1:9/repos/" in e and "gave up after 1 attempts" in e for e in errors), bad.stdout
+
+
+def test_ctrl_c_during_a_rate_limit_wait_stops_at_once_and_keeps_the_store(tmp_path):
+    """The budget is spent and the reset is an hour away: the crawl counts down. Ctrl-C must end
+    it (not after the hour), with one line saying the state is kept, exit 130."""
+    db = tmp_path / "m.db"
+    with emulator(rate_limit=25, reset_seconds=3600) as emu:
+        cmd = [sys.executable, "-m", "pipeline", "crawl", "--api-url", emu.url, "--db", str(db)]
+        env = {**os.environ, "GITHUB_TOKEN": "", "COLUMNS": "120"}
+        proc = subprocess.Popen(cmd, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while emu.stats()["rate_limited"] == 0 and emu.stats()["requests"] < 25 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.3)                      # let it reach the countdown
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 130, err
+    assert "interrupted: what was stored is kept" in err and "Traceback" not in err, err
+    stored = dump(db)[0]
+    assert stored and all(row[13] == row[10] for row in stored)     # whole issues only
+
+
+def test_a_token_with_stray_whitespace_is_never_echoed(tmp_path):
+    """A token read from a file keeps its newline: it is stripped (the crawl works); one with
+    whitespace inside is refused without being shown; an exception quoting the header escaped
+    is scrubbed too."""
+    token = "ghp_StrayWhitespaceTok3n_9f7e"
+    db = tmp_path / "m.db"
+    with emulator() as emu:
+        ok = run_mine("crawl", "--api-url", emu.url, "--db", str(db), "--source", "tf2onnx",
+                      env={"GITHUB_TOKEN": token + "\n"})
+        bad = run_mine("crawl", "--api-url", emu.url, "--db", str(db), env={"GITHUB_TOKEN": "ghp_Half\nOther_Half"})
+        client = GitHubClient(emu.url, "ghp_Half\nOther_Half", max_attempts=1)
+        with pytest.raises(CrawlError) as info:
+            client.get("repos/pytorch/pytorch/issues")
+    assert ok.returncode == 0, ok.stderr
+    assert bad.returncode == 2 and "not shown" in bad.stderr
+    for text in (ok.stdout, ok.stderr, bad.stdout, bad.stderr, str(info.value)):
+        assert token not in text and "ghp_Half" not in text and "Other_Half" not in text, text
+    for f in tmp_path.iterdir():
+        assert token.encode() not in f.read_bytes(), f.name
+
+
+def test_a_second_crawl_of_the_same_store_stops_at_once(tmp_path):
+    """Tonight's cron must not crawl alongside last night's run still waiting for a reset."""
+    import fcntl
+
+    db = tmp_path / "m.db"
+    with emulator() as emu:
+        with open(f"{db}.crawl-lock", "w") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)             # what a running crawl holds
+            held.write("4242\n")
+            held.flush()
+            r = run_mine("crawl", "--api-url", emu.url, "--db", str(db))
+            assert r.returncode == 2 and "another crawl (pid 4242)" in r.stderr, r.stderr
+            assert "Traceback" not in r.stderr and requests_served(emu) == 0
+        again = run_mine("crawl", "--api-url", emu.url, "--db", str(db))   # lock released
+        assert again.returncode == 0, again.stderr
+
+
+def test_full_listing_drops_issues_the_incremental_listing_cannot_see(tmp_path):
+    """Reopened, relabelled and deleted issues never show in a `since=` listing of closed,
+    labelled issues: an incremental run keeps them; `--full` lists everything again (pages only,
+    no timeline for unchanged issues) and drops them."""
+    db = tmp_path / "m.db"
+    torch = SOURCES[0]
+    with emulator() as emu:
+        assert run_mine("crawl", "--api-url", emu.url, "--db", str(db)).returncode == 0
+        stored = sorted(plain_listing(emu.url, torch))
+        ds = emu.dataset
+        newest = max(r.updated_at for r in ds.issues[torch.repo].values())
+        reopened, relabelled, deleted = stored[:3]
+        ds.get(torch.repo, reopened).state = "open"
+        ds.get(torch.repo, relabelled).labels.remove("module: onnx")
+        for n in (reopened, relabelled):
+            ds.get(torch.repo, n).updated_at = newest + 5
+        emu.delete(torch.repo, deleted)
+        assert run_mine("crawl", "--api-url", emu.url, "--db", str(db)).returncode == 0
+        conn = connect(db)
+        numbers = {r[0] for r in conn.execute("SELECT number FROM issues WHERE source = ?", (torch.name,))}
+        conn.close()
+        assert {reopened, relabelled, deleted} <= numbers          # stale: incremental cannot see it
+        before = requests_served(emu)
+        r = run_mine("crawl", "--api-url", emu.url, "--db", str(db), "--full", "--format", "json")
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)
+        served = requests_served(emu) - before
+        # the full run kept the incremental runs' cached first pages: nothing new costs two 304s
+        nightly = json.loads(run_mine("crawl", "--api-url", emu.url, "--db", str(db), "--format", "json").stdout)
+        assert (nightly["requests"], nightly["not_modified"]) == (2, 2)
+    assert out["sources"][torch.name]["removed"] == 3 and out["sources"]["tf2onnx"]["removed"] == 0
+    assert sum(s["timelines"] for s in out["sources"].values()) == 0
+    assert served == sum(s["listing_pages"] for s in out["sources"].values())
+    conn = connect(db)
+    numbers = {r[0] for r in conn.execute("SELECT number FROM issues WHERE source = ?", (torch.name,))}
+    assert numbers == set(stored) - {reopened, relabelled, deleted}
+    assert conn.execute("SELECT COUNT(*) FROM timeline_events WHERE repo = ? AND number IN (?, ?, ?)",
+                        (torch.repo, reopened, relabelled, deleted)).fetchone()[0] == 0
+    conn.close()
+    assert run_mine("crawl", "--db", str(db), "--full", "--since", "2024-01-01").returncode == 2

@@ -75,4 +75,53 @@ def test_secondary_limit_honours_retry_after():
         c.get("repos/pytorch/pytorch/issues")
         resp = c.get("repos/pytorch/pytorch/issues")   # 2nd request answered 403 + Retry-After: 1, then retried
         assert resp.status == 200
-    assert waits and waits[0][0] == 1.0 and "secondary" in waits[0][1]
+    assert waits and 0.9 < waits[0][0] <= 1.0 and "secondary" in waits[0][1]   # Retry-After: 1
+
+
+def test_a_rate_limit_wait_holds_every_thread():
+    """GitHub asks clients to stop sending while limited: while one thread sleeps through a
+    Retry-After, the other threads of the crawl send nothing (at most the requests already in
+    flight arrive)."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    with emu(secondary_every=40) as e:
+        sent_during: list[int] = []
+        waiting = threading.Lock()
+
+        def on_wait(seconds: float, reason: str) -> None:
+            assert waiting.acquire(blocking=False), "two threads waiting at once"
+            try:
+                before = e.stats()["requests"]
+                time.sleep(0.3)
+                sent_during.append(e.stats()["requests"] - before)
+            finally:
+                waiting.release()
+
+        c = GitHubClient(e.url, on_wait=on_wait)
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda i: c.get("repos/pytorch/pytorch/issues", {"page": str(i % 3 + 1)}), range(120)))
+    assert len(sent_during) >= 2
+    assert max(sent_during) <= 3, sent_during      # the 3 other threads' in-flight requests at most
+
+
+def test_cancel_ends_a_wait_and_stops_requests():
+    import threading
+
+    with emu(rate_limit=2, reset_seconds=3600) as e:
+        c = GitHubClient(e.url)                    # default wait: sleeps until the reset (an hour)
+        for _ in range(2):
+            c.get("repos/pytorch/pytorch/issues")
+        threading.Timer(0.2, c.cancel).start()
+        with pytest.raises(CrawlError, match="cancelled"):
+            c.get("repos/pytorch/pytorch/issues")
+        assert e.stats()["requests"] == 2
+
+
+def test_a_malformed_api_url_is_not_retried():
+    slept: list[float] = []
+    c = GitHubClient("ftp://127.0.0.1:9/", sleep=slept.append)
+    with pytest.raises(CrawlError, match="InvalidSchema"):
+        c.get("repos/a/b/issues")
+    assert slept == [] and c.retries == 0

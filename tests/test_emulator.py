@@ -395,3 +395,10 @@ def test_cli_emulate_rejects_bad_options():
     r = subprocess.run([sys.executable, "-m", "pipeline", "emulate", "--truncate-rate", "1.5"], cwd=PROJECT_ROOT,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "truncate_rate" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_emulate_rejects_a_port_out_of_range_in_one_line():
+    r = subprocess.run([sys.executable, "-m", "pipeline", "emulate", "--port", "99999"], cwd=PROJECT_ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "port" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -64,3 +64,26 @@ def test_sample_cli(conn, tmp_path):
     assert len(read_queue(out)) == 6
     r2 = run_mine("sample", "--n", "3", "--seed", "0", "--db", db, "--out", str(tmp_path / "again.txt"))
     assert (tmp_path / "again.txt").read_text() == out.read_text()
+
+
+def test_sample_and_filter_bad_paths_are_one_line_user_errors(conn, tmp_path):
+    """--out naming a folder or an unwritable place, and a --db that is not a store: exit 2,
+    one line naming the path, no traceback."""
+    from tests.helpers import run_mine
+
+    db = conn.execute("PRAGMA database_list").fetchone()[2]
+    conn.close()
+    not_a_db = tmp_path / "notes.txt"
+    not_a_db.write_text("not sqlite\n")
+    cases = [
+        (("sample", "--n", "3", "--db", db, "--out", str(tmp_path)), "is a folder"),
+        (("sample", "--n", "3", "--db", db, "--out", "/proc/queue.txt"), "cannot write the queue file"),
+        (("sample", "--n", "3", "--db", str(not_a_db)), "cannot open the store"),
+        (("filter", "--db", str(not_a_db)), "cannot open the store"),
+    ]
+    for args, message in cases:
+        r = run_mine(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert message in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not_a_db.read_text() == "not sqlite\n"
