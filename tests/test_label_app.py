@@ -125,7 +125,9 @@ def test_resume_at_first_unlabelled_and_progress(served):
     for url in session.queue[2:]:
         _post(client, session, {"url": url, **FULL})
     assert client.get("/").headers["location"] == "/done"
-    assert "All 8 issues are labelled" in client.get("/done").text
+    done = client.get("/done").text
+    assert "All 8 issues are labelled" in done
+    assert re.search(r'id="progress-eta">all labelled<', done)  # no "0 s left" once the queue is done
 
 
 def test_uncrawled_issue_shows_link_and_title(served):
@@ -279,3 +281,149 @@ def test_bad_rater_and_missing_queue_are_user_errors(tmp_path, store):
         label_session("../x", queue_file=queue, db=db, labels_dir=tmp_path)
     with pytest.raises(UserError, match="queue file not found"):
         label_session("ok", queue_file=tmp_path / "nope.txt", db=db, labels_dir=tmp_path)
+
+
+def test_queue_file_not_utf8_names_the_line_and_urls_get_one_spelling(tmp_path):
+    q = tmp_path / "q.txt"
+    q.write_bytes(b"https://github.com/pytorch/pytorch/issues/1\n\xff\xfe oops\n")
+    with pytest.raises(UserError, match=r"q.txt:2: not UTF-8"):
+        read_queue_file(q)
+    # http, a trailing slash or /pull/ name the same issue as the store's https://.../issues/N
+    q.write_text("\ufeffhttp://github.com/pytorch/pytorch/issues/1/\nhttps://github.com/pytorch/pytorch/pull/1\n"
+                 "https://github.com/onnx/tensorflow-onnx/pull/7  # a PR\n")
+    assert read_queue_file(q) == ["https://github.com/pytorch/pytorch/issues/1",
+                                  "https://github.com/onnx/tensorflow-onnx/issues/7"]
+
+
+def test_time_left_follows_the_pace_and_ignores_a_long_break(tmp_path, store):
+    session = _session(tmp_path, store)
+    assert session.progress({})["left"] == ""  # no pace before the first save
+    session.started = 1000.0
+    for t in (1030.0, 1060.0, 1090.0):
+        session.note_save(t)
+    p = session.progress({u: {} for u in session.queue[:3]})
+    assert (p["done"], p["total"], p["pace"], p["left"]) == (3, 8, "30 s", "2 min 30 s")
+    session.note_save(1090.0 + 2 * 3600)  # back from two hours away: one gap counts as 10 minutes at most
+    p = session.progress({u: {} for u in session.queue[:4]})
+    assert p["pace"] == "2 min 52 s" and p["left"] == "12 min"  # (30 + 30 + 30 + 600) / 4 per issue, 4 left
+    for i in range(1, 21):  # the break leaves the window after 20 more saves
+        session.note_save(1090.0 + 2 * 3600 + 20 * i)
+    assert session.progress({})["pace"] == "20 s"
+    for i in range(1, 22):  # a fast robot: no "0 s per issue"
+        session.note_save(9000.0 + 0.2 * i)
+    assert session.progress({})["pace"] == "<1 s"
+
+
+def test_token_endpoint_serves_only_the_servers_own_pages(served):
+    session, client = served
+    assert client.get("/api/token", headers={"Sec-Fetch-Site": "same-origin"}).json() == {"token": session.csrf_token}
+    assert client.get("/api/token", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    assert client.get("/api/token", headers={"Origin": "http://evil.example"}).status_code == 403
+    assert client.get("/api/token", headers={"Host": "evil.example"}).status_code == 400
+    r = _post(client, session, {"url": session.queue[0], **FULL}, **{"X-CSRF-Token": "stale"})
+    assert r.status_code == 403 and r.json()["code"] == "csrf"
+
+
+def _run_cli(tmp_path, *args):
+    import os
+    import subprocess
+    import sys
+
+    from pipeline.paths import PROJECT_ROOT
+
+    return subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def _printed_url(proc, host="127.0.0.1"):
+    for _ in range(20):
+        m = re.search(rf"(http://{re.escape(host)}:\d+/)", proc.stdout.readline())
+        if m:
+            return m.group(1)
+    return None
+
+
+def test_host_other_than_loopback_name_warns_that_there_is_no_login(tmp_path, store):
+    """--host anything but 127.0.0.1/localhost/::1 prints the no-login warning (127.0.0.2 is still
+    this machine, so the test listens on no network)."""
+    db, urls, queue = store
+    common = ["--rater", "cli_user", "--queue", str(queue), "--db", str(db), "--port", "0", "--labels-dir", str(tmp_path / "labels")]
+    for host, warned in (("127.0.0.2", True), ("127.0.0.1", False)):
+        proc = _run_cli(tmp_path, "label", *common, "--host", host)
+        try:
+            url = _printed_url(proc, host)
+            assert url, proc.stderr.read() if proc.poll() is not None else "no URL printed"
+            assert httpx.get(url, follow_redirects=True, timeout=10).status_code == 200
+        finally:
+            proc.terminate()
+            proc.wait(10)
+        err = proc.stderr.read()
+        assert ("no login" in err) is warned, err
+        if warned:
+            assert "warning" in err and host in err and "cli_user" in err
+
+
+def test_two_raters_on_a_20_issue_queue_then_agree_then_adjudicate(tmp_path, store):
+    """Two raters label the same 20 issues at once (two servers, one labels folder); `mine agree`
+    reports kappa per dimension; adjudication settles every disagreement into a third file."""
+    import threading
+
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app as mine
+
+    db, _, _ = store
+    queue = [f"https://github.com/pytorch/pytorch/issues/{5000 + i}" for i in range(20)]  # known only by URL
+    labels = tmp_path / "labels"
+    cb = load_codebook()
+    stages, symptoms = cb.ids("stage"), cb.ids("symptom")
+
+    def label_of(rater, i):
+        lab = {"stage": stages[i % len(stages)], "symptom": symptoms[i % len(symptoms)],
+               "cause": ("typo", "algorithmic_error")[i % 2], "cause_subtype": ""}
+        if rater == "bob" and i % 4 == 0:
+            lab["symptom"] = symptoms[(i + 1) % len(symptoms)]  # bob disagrees on every 4th issue
+        if rater == "bob" and i % 5 == 0:
+            lab["stage"] = stages[(i + 2) % len(stages)]
+        return lab
+
+    sessions = {r: LabelSession(rater=r, queue=queue, db_path=db, labels_dir=labels, blind=True) for r in ("alice", "bob")}
+    errors = []
+
+    def rate(rater):
+        s = sessions[rater]
+        with BackgroundServer(create_app(s)) as url:
+            with httpx.Client(base_url=url.rstrip("/"), timeout=10) as client:
+                for i, u in enumerate(queue):
+                    r = _post(client, s, {"url": u, **label_of(rater, i)})
+                    if r.status_code != 200:
+                        errors.append(r.text)
+
+    threads = [threading.Thread(target=rate, args=(r,)) for r in sessions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    a, b = labels / "alice.jsonl", labels / "bob.jsonl"
+    assert len(latest_records(a)) == len(latest_records(b)) == 20
+
+    res = CliRunner().invoke(mine, ["agree", str(a), str(b), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    agreement = json.loads(res.output)
+    assert agreement["n"] == 20
+    kappa = {d: v["kappa"] for d, v in agreement["dimensions"].items()}
+    assert 0 < kappa["stage"] < 1 and 0 < kappa["symptom"] < 1
+
+    expected = {u for i, u in enumerate(queue) if i % 4 == 0 or i % 5 == 0}
+    judge = adjudication_session(a, b, "carol", db=db, labels_dir=labels)
+    assert set(judge.queue) == expected
+    with BackgroundServer(create_app(judge)) as url:
+        with httpx.Client(base_url=url.rstrip("/"), timeout=10) as client:
+            for u in judge.queue:
+                assert _post(client, judge, {"url": u, **label_of("alice", queue.index(u))}).status_code == 200
+            assert client.get("/").headers["location"] == "/done"
+    third = latest_records(labels / "carol.jsonl")
+    assert set(third) == expected and all(r["rater"] == "carol" for r in third.values())
+    # the two raters' files are untouched by adjudication
+    assert len(read_labels(a)) == len(read_labels(b)) == 20

@@ -164,3 +164,255 @@ def test_hostile_issue_renders_inert(served, page):
     assert page.get_attribute("#choice-stage-load_model", "aria-pressed") == "true"
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "label-page-hostile.png"))
+
+
+def _csv(path, rows):
+    path.write_text("url,stage,symptom,cause,cause_subtype,rater\n" + "".join(",".join(r) + "\n" for r in rows))
+
+
+def test_adjudication_by_keyboard_writes_the_choice(tmp_path, page):
+    """Two label files disagree on two issues: the page shows both labels side by side, starts from
+    what they agree on, and the adjudicator's keyboard choices land in labels/<adjudicator>.jsonl."""
+    from pipeline.label.sessions import adjudication_session
+
+    db = tmp_path / "store.db"
+    urls = write_demo_store(db, xss=False)
+    a, b = tmp_path / "ann.csv", tmp_path / "ben.jsonl"
+    _csv(a, [(urls[0], "export", "crash", "typo", "", "ann"),
+             (urls[1], "node_conversion", "crash", "incompatibility", "external", "ann"),
+             (urls[2], "export", "hang", "typo", "", "ann")])
+    from pipeline.label.storage import LabelStore
+    ben = LabelStore(tmp_path / "other", "ben", load_codebook())
+    ben.save(urls[0], {"stage": "export", "symptom": "crash", "cause": "typo"})                       # agrees
+    ben.save(urls[1], {"stage": "node_conversion", "symptom": "wrong_model", "cause": "incompatibility",
+                       "cause_subtype": "internal"})                                                   # symptom, subtype
+    ben.save(urls[2], {"stage": "optimization", "symptom": "hang", "cause": "typo"})                  # stage
+    session = adjudication_session(a, ben.path, "carol", db=db, labels_dir=tmp_path / "labels")
+    assert session.queue == [urls[1], urls[2]]
+    with BackgroundServer(create_app(session)) as base:
+        base = base.rstrip("/")
+        page.goto(base + "/")
+        page.wait_for_url("**/item/0")
+        assert "Adjudicating" in page.inner_text(".topbar")
+        compare = page.inner_text("#compare")
+        assert "ann.csv" in compare and "ben.jsonl" in compare and "Wrong Model" in compare and "Internal" in compare
+        differ = page.locator("#compare tr.differ th").all_inner_texts()
+        assert differ == ["symptom", "cause subtype"]
+        # A and B badges sit beside the two raters' choices
+        assert page.locator("#choice-symptom-crash .badge-a").count() == 1
+        assert page.locator("#choice-symptom-wrong_model .badge-b").count() == 1
+        # what both agree on is pre-selected; the focus waits on the first open dimension
+        assert page.get_attribute("#choice-stage-node_conversion", "aria-pressed") == "true"
+        assert page.locator(".dim.focused").get_attribute("data-dim") == "symptom"
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "adjudicate-page.png"))
+        # an incomplete decision is refused; then symptom Wrong Model (2), subtype External (2)
+        _keys(page, "Enter")
+        page.wait_for_selector("#status.error")
+        _keys(page, "2", "Tab", "2")
+        assert page.locator(".dim.focused").get_attribute("data-dim") == "cause_subtype"
+        _keys(page, "2", "Enter")
+        page.wait_for_url("**/item/1")
+        # second: stage Optimization (3), the rest as agreed
+        _keys(page, "3", "Enter")
+        page.wait_for_url("**/done")
+        assert "All 2 issues are labelled" in page.inner_text("main")
+        assert not page.errors and not page.dialogs
+    recs = read_records(tmp_path / "labels" / "carol.jsonl")
+    got = {r["url"]: (r["stage"], r["symptom"], r["cause"], r["cause_subtype"], r["rater"]) for r in recs}
+    assert len(recs) == 2 and got == {
+        urls[1]: ("node_conversion", "wrong_model", "incompatibility", "external", "carol"),
+        urls[2]: ("optimization", "hang", "typo", "", "carol"),
+    }
+    assert not (tmp_path / "labels" / "ann.jsonl").exists()  # the inputs are read, never written
+
+
+def _start_cli(tmp_path, queue, db, port):
+    import os
+    import re
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "label", "--rater", "dora", "--queue", str(queue), "--db", str(db),
+         "--port", str(port), "--labels-dir", str(tmp_path / "labels")],
+        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    for _ in range(20):
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/", proc.stdout.readline())
+        if m:
+            return proc, int(m.group(1))
+    proc.kill()
+    raise AssertionError(proc.stderr.read())
+
+
+def test_kill_9_between_saves_loses_nothing_confirmed_and_the_open_page_saves_after_restart(tmp_path, page):
+    import signal
+
+    db = tmp_path / "store.db"
+    urls = write_demo_store(db, xss=False)
+    queue = tmp_path / "queue.txt"
+    queue.write_text("\n".join(urls) + "\n")
+    proc, port = _start_cli(tmp_path, queue, db, 0)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        page.goto(base + "/")
+        page.wait_for_url("**/item/0")
+        _keys(page, "4", "1", "b", "Enter")  # Export / Crash / Typo
+        page.wait_for_url("**/item/1")      # confirmed: the page moved on
+        _keys(page, "5", "2", "a", "Enter")
+        page.wait_for_url("**/item/2")
+        _keys(page, "3", "5", "b")          # chosen, not saved yet
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    path = tmp_path / "labels" / "dora.jsonl"
+    assert [(r["url"], r["stage"]) for r in read_records(path)] == [(urls[0], "export"), (urls[1], "validation")]
+
+    # the server is gone: saving says so, and the choices stay on the page
+    _keys(page, "Enter")
+    page.wait_for_selector("#status.error")
+    assert "not answering" in page.inner_text("#status")
+    assert page.get_attribute("#choice-stage-optimization", "aria-pressed") == "true"
+
+    # restarted on the same port (new CSRF token): the open page saves without a reload
+    proc, port2 = _start_cli(tmp_path, queue, db, port)
+    try:
+        assert port2 == port
+        _keys(page, "Enter")
+        page.wait_for_url("**/item/3")
+        assert page.inner_text("#progress-count").strip() == f"3 / {len(urls)}"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    recs = read_records(path)
+    assert [(r["stage"], r["symptom"], r["cause"]) for r in recs] == [
+        ("export", "crash", "typo"), ("validation", "wrong_model", "algorithmic_error"), ("optimization", "hang", "typo")]
+    assert not page.errors
+
+
+def test_two_tabs_labelling_at_once_lose_nothing(served, browser):
+    session, base = served
+    ctx = browser.new_context(viewport={"width": 1200, "height": 800})
+    try:
+        one, two = ctx.new_page(), ctx.new_page()
+        one.goto(base + "/item/0")
+        two.goto(base + "/item/1")
+        # interleaved: both pages hold a label when the first one saves
+        _keys(one, "1", "1", "b")
+        _keys(two, "4", "2", "a")
+        _keys(one, "Enter")
+        _keys(two, "Enter")
+        one.wait_for_url("**/item/1")
+        two.wait_for_url("**/item/2")
+        # the same issue from both tabs: both records kept, the later one wins
+        one.goto(base + "/item/2")
+        two.goto(base + "/item/2")
+        _keys(one, "2", "1", "b", "Enter")
+        one.wait_for_url("**/item/3")
+        _keys(two, "2", "6", "b", "Enter")
+        two.wait_for_url("**/item/3")
+        assert two.inner_text("#progress-count").strip() == f"3 / {len(session.queue)}"
+    finally:
+        ctx.close()
+    recs = read_records(session.store.path)
+    assert [(r["url"], r["stage"], r["symptom"]) for r in recs] == [
+        (session.queue[0], "load_model", "crash"), (session.queue[1], "export", "wrong_model"),
+        (session.queue[2], "node_conversion", "crash"), (session.queue[2], "node_conversion", "unreported")]
+    assert session.store.latest()[session.queue[2]]["symptom"] == "unreported"
+
+
+def test_huge_traceback_scrolls_in_place_and_shows_its_error(tmp_path, page):
+    from pipeline.store.db import connect
+    from tests.label_store import insert_issue
+
+    db = tmp_path / "store.db"
+    frames = "".join(f'  File "torch/onnx/utils.py", line {i}, in _export\n    graph = _model_to_graph({"x" * 250})\n'
+                     for i in range(300))
+    body = ("It crashes:\n\n```\nTraceback (most recent call last):\n" + frames + "RuntimeError: the real error\n```\n\n"
+            + "an unbroken line " + "y" * 4000)
+    conn = connect(db)
+    url = insert_issue(conn, "pytorch/pytorch", 4242, "Huge traceback", body, ["module: onnx"], "2023-01-01T00:00:00Z",
+                       [{"event": "commented", "created_at": "2023-01-02T00:00:00Z", "user": {"login": "m"},
+                         "body": "the comment after the traceback"}])
+    conn.close()
+    session = LabelSession(rater="alice", queue=[url], db_path=db, labels_dir=tmp_path / "labels")
+    with BackgroundServer(create_app(session)) as base:
+        page.goto(base + "item/0")
+        pre = page.locator("#issue-body pre")
+        box = pre.evaluate("p => ({sh: p.scrollHeight, ch: p.clientHeight, top: p.scrollTop, oy: getComputedStyle(p).overflowY})")
+        assert box["oy"] == "auto" and box["sh"] > 3 * box["ch"]        # scrolls in its own box
+        assert box["top"] + box["ch"] >= box["sh"] - 2                  # opened at its end ...
+        assert pre.evaluate("p => { const r = document.createRange(); r.selectNodeContents(p);"
+                            " const last = [...r.getClientRects()].pop(); const b = p.getBoundingClientRect();"
+                            " return last.bottom <= b.bottom + 1 && last.top >= b.top - 1; }")  # ... the error line in view
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1400   # no sideways page scroll
+        # the comment below is a short scroll away, not tens of screens
+        assert page.locator(".comment").first.evaluate("c => c.getBoundingClientRect().top") < 3 * 900
+        page.screenshot(path=str(ARTIFACTS / "label-page-traceback.png"))
+        # the done page's help lists its keys
+        page.goto(base + "done")
+        _keys(page, "?")
+        assert page.is_visible("#help") and "back to the last issue" in page.inner_text("#help")
+        _keys(page, "Escape")
+        assert not page.is_visible("#help")
+        assert not page.errors
+
+
+def test_every_key_of_the_help_overlay_works(served, browser):
+    """The keys the overlay lists and the first test does not press: Shift+Tab, arrows up/down,
+    s / p, j / k, o (opens GitHub in a new tab; the request is stopped here, never sent)."""
+    session, base = served
+    ctx = browser.new_context(viewport={"width": 1400, "height": 700})
+    asked = []
+
+    def route(r):
+        if r.request.url.startswith(base):
+            r.continue_()
+        else:
+            asked.append(r.request.url)
+            r.abort()
+
+    ctx.route("**/*", route)
+    try:
+        page = ctx.new_page()
+        page.goto(base + "/item/0")
+        focused = lambda: page.locator(".dim.focused").get_attribute("data-dim")  # noqa: E731
+        _keys(page, "Tab")
+        assert focused() == "symptom"
+        _keys(page, "ArrowDown")
+        assert focused() == "cause"
+        _keys(page, "Shift+Tab")
+        assert focused() == "symptom"
+        _keys(page, "ArrowUp")
+        assert focused() == "stage"
+        _keys(page, "j", "j")
+        page.wait_for_function("window.scrollY > 0")
+        _keys(page, "k", "k")
+        page.wait_for_function("window.scrollY === 0")
+        with ctx.expect_page() as popup:
+            _keys(page, "o")
+        popup.value.wait_for_load_state()
+        assert session.queue[0] in asked
+        assert popup.value.evaluate("window.opener") is None  # noopener
+        _keys(page, "S")  # Caps Lock on: letters still work
+        page.wait_for_url("**/item/1")
+        _keys(page, "ArrowRight")
+        page.wait_for_url("**/item/2")
+        _keys(page, "p")
+        page.wait_for_url("**/item/1")
+        _keys(page, "ArrowLeft")
+        page.wait_for_url("**/item/0")
+        _keys(page, "n")
+        assert page.evaluate("document.activeElement.id") == "note"
+        page.keyboard.type("1s and ps stay text")  # keys typed in the note are not commands
+        _keys(page, "Escape")
+        assert page.evaluate("document.activeElement.id") != "note"
+        assert page.input_value("#note") == "1s and ps stay text" and page.url.endswith("/item/0")
+        assert page.get_attribute("#choice-stage-load_model", "aria-pressed") == "false"
+        _keys(page, "?")
+        assert page.is_visible("#help")
+        _keys(page, "?")
+        assert not page.is_visible("#help")
+        assert not read_records(session.store.path)  # skipping saves nothing
+    finally:
+        ctx.close()

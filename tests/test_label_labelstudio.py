@@ -52,12 +52,31 @@ def test_config_lists_every_category_of_the_codebook():
     cb = load_codebook()
     root = ET.fromstring(labeling_config(cb))
     choices = {c.get("name"): [x.get("value") for x in c.findall("Choice")] for c in root.iter("Choices")}
-    assert set(choices) == {"stage", "symptom", "cause", "cause_subtype"}
+    assert set(choices) == {"stage", "symptom", "cause", "cause_subtype_incompatibility", "cause_subtype_type_problem"}
     for dim in ("stage", "symptom", "cause"):
         assert choices[dim] == [c.display for c in cb.dimensions[dim].categories]
-    assert {"Internal", "External", "Resource", "Node", "Tensor", "Conventional"} == set(choices["cause_subtype"])
+    # each cause offers only its own subtypes, and only while it is the chosen cause
+    assert choices["cause_subtype_incompatibility"] == ["Internal", "External", "Resource"]
+    assert choices["cause_subtype_type_problem"] == ["Node", "Tensor", "Conventional"]
+    for c in root.iter("Choices"):
+        if c.get("name").startswith("cause_subtype"):
+            assert (c.get("visibleWhen"), c.get("whenTagName")) == ("choice-selected", "cause")
+    assert {c.get("whenChoiceValue") for c in root.iter("Choices") if c.get("whenChoiceValue")} == {"Incompatibility", "Type Problem"}
     assert all(c.get("toName") == "text" for c in root.iter("Choices"))
     assert root.find("Text").get("value") == "$text"
+
+
+def test_subtype_of_the_chosen_cause_wins_over_a_stale_one(tmp_path):
+    """An annotator picks Incompatibility -> External, then changes the cause to Type Problem -> Tensor:
+    the export may hold both subtype lists; the one of the final cause is the label."""
+    cb = load_codebook()
+    f = tmp_path / "export.json"
+    f.write_text(json.dumps(_one_task([
+        _choice("stage", "Export"), _choice("symptom", "Crash"), _choice("cause", "Type Problem"),
+        _choice("cause_subtype_incompatibility", "External"), _choice("cause_subtype_type_problem", "Tensor")])))
+    out, n, _ = import_export(f, "bob", cb, tmp_path / "labels")
+    rec = read_records(out)[0]
+    assert n == 1 and (rec["cause"], rec["cause_subtype"]) == ("type_problem", "tensor")
 
 
 def test_round_trip_reproduces_the_labels(tmp_path, labelled):
@@ -69,6 +88,14 @@ def test_round_trip_reproduces_the_labels(tmp_path, labelled):
     assert [t["data"]["url"] for t in tasks] == urls
     assert "bicubic" in tasks[0]["data"]["text"] and tasks[0]["data"]["title"].startswith("ONNX export")
     assert all(t["predictions"][0]["result"] for t in tasks)
+    # every pre-annotation names a Choices tag of the config, with one of its values
+    tags = {c.get("name"): {x.get("value") for x in c.findall("Choice")} for c in ET.fromstring(labeling_config(cb)).iter("Choices")}
+    for t in tasks:
+        for r in t["predictions"][0]["result"]:
+            assert r["type"] == "choices" and r["to_name"] == "text"
+            assert r["value"]["choices"][0] in tags[r["from_name"]], r
+    assert {"from_name": "cause_subtype_incompatibility", "value": {"choices": ["External"]}}.items() <= \
+        {k: v for r in tasks[0]["predictions"][0]["result"] if r["from_name"].startswith("cause_subtype") for k, v in r.items()}.items()
     export = tmp_path / "ls-export.json"
     export.write_text(json.dumps(_as_annotated(tasks)))
     out, n, skipped = import_export(export, "ls_bob", cb, tmp_path / "labels")

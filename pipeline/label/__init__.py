@@ -4,5 +4,5 @@ Modules: ``storage`` (append-only ``labels/<rater>.jsonl``), ``queue`` (what to 
 order; adjudication disagreements), ``issues`` (what the page shows about an issue), ``render``
 (Markdown to sanitized HTML), ``app`` (Starlette app), ``serve`` (uvicorn on a bound socket),
 ``sessions`` (sessions from CLI options), ``labelstudio`` (Label Studio export/import),
-``demo`` (a small store of made-up issues), ``commands`` (the CLI).
+``commands`` (the CLI). A small store of made-up issues for trying it: ``tests/label_store.py``.
 """

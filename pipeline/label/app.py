@@ -124,6 +124,8 @@ def _duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
     s = int(round(seconds))
+    if s < 1:
+        return "<1 s"
     if s < 60:
         return f"{s} s"
     if s < 3600:
