@@ -11,6 +11,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from pipeline.errors import UserError
 
@@ -48,7 +49,8 @@ def main() -> None:
     try:
         app()
     except UserError as e:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {e}", markup=True)
+        # the message may quote user data (labels such as "[bug]"): never read it as markup
+        Console(stderr=True, highlight=False, soft_wrap=True).print(Text.assemble(("error:", "bold red"), " ", str(e)))
         sys.exit(e.exit_code)
 
 

@@ -44,6 +44,18 @@ class Source:
         return not any(lab in names for lab in self.exclude_labels)
 
 
+_KEYS = {"name", "repo", "state", "labels", "exclude_labels", "xref_repos"}
+
+
+def _names(value: object, where: str) -> tuple[str, ...]:
+    """A YAML list of names (labels, repositories); a bare string is a mistake worth naming."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise UserError(f"{where} must be a list of names, e.g. [\"module: onnx\"] (got {value!r})")
+    return tuple(value)
+
+
 def load_sources(path: Path | str | None = None) -> list[Source]:
     """Read and validate a sources file (default: the packaged ``sources.yaml``)."""
     p = Path(path or os.environ.get("MINE_SOURCES") or DEFAULT_SOURCES)
@@ -53,19 +65,29 @@ def load_sources(path: Path | str | None = None) -> list[Source]:
         raise UserError(f"{p}: sources file not found") from None
     except yaml.YAMLError as e:
         raise UserError(f"{p}: not valid YAML: {e}".replace("\n", " ")) from None
-    entries = (data or {}).get("sources")
+    entries = data.get("sources") if isinstance(data, dict) else None
     if not isinstance(entries, list) or not entries:
-        raise UserError(f"{p}: needs a non-empty 'sources' list")
+        raise UserError(f"{p}: needs a top-level 'sources:' list with at least one source")
     out: list[Source] = []
     for i, e in enumerate(entries, 1):
         if not isinstance(e, dict) or not e.get("name") or not re.fullmatch(r"[^/\s]+/[^/\s]+", str(e.get("repo", ""))):
             raise UserError(f"{p}: source #{i} needs 'name' and 'repo' as owner/name (got {e!r})")
+        where = f"{p}: source {e['name']!r}"
+        unknown = sorted(set(e) - _KEYS)
+        if unknown:
+            raise UserError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(_KEYS))}")
         state = e.get("state", "closed")
         if state not in ("closed", "open", "all"):
-            raise UserError(f"{p}: source {e['name']!r}: state must be closed, open or all (got {state!r})")
+            raise UserError(f"{where}: state must be closed, open or all (got {state!r})")
+        lists = {k: _names(e.get(k), f"{where}: {k}") for k in ("labels", "exclude_labels", "xref_repos")}
         out.append(Source(name=str(e["name"]), repo=str(e["repo"]), state=state,
-                          labels=tuple(e.get("labels") or ()), exclude_labels=tuple(e.get("exclude_labels") or ()),
-                          **({"xref_repos": tuple(e["xref_repos"])} if e.get("xref_repos") else {})))
+                          labels=lists["labels"], exclude_labels=lists["exclude_labels"],
+                          **({"xref_repos": lists["xref_repos"]} if lists["xref_repos"] else {})))
+    repos = [s.repo.lower() for s in out]
+    shared = sorted({r for r in repos if repos.count(r) > 1})
+    if shared:
+        # issues are stored by (repo, number) with one source each
+        raise UserError(f"{p}: more than one source in repository {', '.join(shared)}; give each repository one source")
     names = [s.name for s in out]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
