@@ -394,7 +394,9 @@ class Dataset:
         r.shuffle(kinds)
         total = len(kinds)
         times = sorted(r.randint(START, END - 86400 * 40) for _ in range(total))
-        number = 10_000 if repo == "pytorch/pytorch" else 300
+        # far above the real repositories' numbers, so no synthetic issue shares a URL with a real
+        # (e.g. a study-labelled) one
+        number = 900_000 if repo == "pytorch/pytorch" else 90_000
         out: dict[int, IssueRecord] = {}
         issue_idx = 0
         for i, is_pr in enumerate(kinds):
