@@ -13,13 +13,12 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from pipeline.classify.data import labelled_texts
 from pipeline.classify.embed import Embedder, embed_texts
 from pipeline.classify.evaluate import cross_val_predictions, evaluate
-from pipeline.classify.model import OTHER, IssueModel, ModelConfig, merge_rare
+from pipeline.classify.model import OTHER, IssueModel, merge_rare
 from pipeline.classify.predict import classify_issues, low_confidence, predictions_for, unlabelled_filtered_urls, write_queue
 from pipeline.classify.titles import record_titles, titles_for
 from pipeline.classify.train import train_model
@@ -278,7 +277,7 @@ def test_cli_user_errors_are_one_line(study, tmp_path):
     _one_line_error(run_mine("classify", "--db", str(db), "--model-file", str(model_file), env=env), "no crawled issues")
     # a store that does not exist is not created empty
     for cmd in (["classify", "--model-file", str(model_file)], ["train"], ["evaluate"]):
-        _one_line_error(run_mine(*cmd, "--db", str(tmp_path / "typo.db"), env=env), "typo.db", "no store here")
+        _one_line_error(run_mine(*cmd, "--db", str(tmp_path / "typo.db"), env=env), "typo.db", "no store there")
         assert not (tmp_path / "typo.db").exists()
     # too few labelled issues to cross-validate
     few = tmp_path / "few.csv"

@@ -54,7 +54,7 @@ def test_report_from_both_over_a_crawled_store(emulator, tmp_path):
 
 def test_report_from_predicted_without_a_store_is_a_user_error(tmp_path):
     proc = run_mine("report", "--from", "predicted", "--db", str(tmp_path / "missing.db"))
-    assert proc.returncode == 2 and "no store here" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "no store there" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_unknown_method_is_a_user_error():

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import openpyxl
 import pandas as pd
-import pytest
 
 from pipeline.labels.study_import import import_study
 from pipeline.paths import labels_dir

@@ -32,13 +32,9 @@ def _store_path(db: Optional[Path]) -> Path:
 
 def _open_store(db: Optional[Path], hint: str):
     """The store at ``db`` (default data/mine.db); :class:`UserError` when there is none (never create an empty one)."""
-    from pipeline.errors import UserError
-    from pipeline.store.db import connect
+    from pipeline.store.db import open_store
 
-    path = _store_path(db)
-    if not path.is_file():
-        raise UserError(f"{path}: no store here ({hint})")
-    return connect(path)
+    return open_store(_store_path(db), must_exist=True, hint=hint)
 
 
 STORE_HINT_LABELLED = "record the study's titles with `mine import-study PAPER_DIR --db DB`, or `mine crawl --db DB`"

@@ -16,13 +16,12 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 from sklearn.model_selection import StratifiedKFold
 
-from pipeline.classify.model import DEFAULT_CONFIGS, DimensionClassifier, ModelConfig, config_for, merge_rare
+from pipeline.classify.model import DimensionClassifier, ModelConfig, config_for, merge_rare
 from pipeline.codebook import DIMENSIONS
 from pipeline.errors import UserError
 

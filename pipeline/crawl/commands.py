@@ -152,7 +152,7 @@ def register(app: typer.Typer) -> None:
         from pipeline.crawl.client import GitHubClient
         from pipeline.crawl.crawler import crawl
         from pipeline.sources import get_source, load_sources
-        from pipeline.store.crawlstore import open_store
+        from pipeline.store.db import open_store
 
         if fmt not in ("text", "json"):
             raise UserError(f"--format {fmt!r}: use text or json")
@@ -203,7 +203,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Per source: stored issues, issues with a timeline, last crawl time, high-water mark."""
         from pipeline.sources import load_sources
-        from pipeline.store.crawlstore import open_store, source_status
+        from pipeline.store.crawlstore import source_status
+        from pipeline.store.db import open_store
 
         if fmt not in ("text", "json"):
             raise UserError(f"--format {fmt!r}: use text or json")

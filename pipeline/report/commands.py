@@ -71,14 +71,12 @@ def register(app: typer.Typer) -> None:
         files = label_files or [labels_dir() / "study.csv"]
         labels = read_many(files)
         store = db if db is not None else (default_db() if source != Source.gold else None)
-        if store is not None and source != Source.gold and not Path(store).is_file():
-            raise UserError(f"{store}: no store here (run `mine crawl --db {store}` first)")
         with_time = over_time if over_time is not None else store is not None
         conn = None
         if store is not None:
-            from pipeline.store.db import connect
+            from pipeline.store.db import open_store
 
-            conn = connect(store)
+            conn = open_store(store, must_exist=True, hint=f"run `mine crawl --db {store}` first")
         data = None
         if conn is not None and source != Source.gold:
             from pipeline.report.estimate import load_store_data

@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         closed issue in pytorch/pytorch or onnx/tensorflow-onnx (source's xref_repos), or a `connected` event."""
         from pipeline.sample.filter import filter_counts
         from pipeline.sources import load_sources
-        from pipeline.store.crawlstore import open_store
+        from pipeline.store.db import open_store
 
         if fmt not in ("text", "json"):
             raise UserError(f"--format {fmt!r}: use text or json")
@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
         other `#` lines are comments."""
         from pipeline.sample.sample import default_queue, sample_issues, write_queue
         from pipeline.sources import load_sources
-        from pipeline.store.crawlstore import open_store
+        from pipeline.store.db import open_store
 
         sources = load_sources(sources_file)
         conn = open_store(db, must_exist=True)

@@ -11,12 +11,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from pipeline.errors import UserError
-from pipeline.store.db import connect, transaction
+from pipeline.store.db import transaction
 
 ISSUE_COLUMNS = ("repo", "number", "source", "url", "title", "body", "state", "labels", "is_pull",
                  "created_at", "updated_at", "closed_at", "raw")
@@ -35,22 +33,6 @@ class CrawlState:
     high_water: str | None = None
     last_crawl: str | None = None
     state: dict | None = None
-
-
-def open_store(path: str | Path | None = None, *, must_exist: bool = False) -> sqlite3.Connection:
-    """:func:`pipeline.store.db.connect` for a command: a path that cannot be opened as the
-    store (a folder, a file that is not SQLite, no permission) is a :class:`UserError`.
-    ``must_exist=True`` (commands that only read) refuses to create a new empty store, so a
-    mistyped ``--db`` is reported instead of answered with zeros."""
-    from pipeline.paths import default_db
-
-    shown = path or default_db()
-    if must_exist and not Path(shown).exists():
-        raise UserError(f"{shown}: no store there (crawl into it first: mine crawl --db {shown})")
-    try:
-        return connect(path)
-    except (sqlite3.DatabaseError, OSError) as e:
-        raise UserError(f"{shown}: cannot open the store: {e}") from None
 
 
 def known_issues(conn: sqlite3.Connection, repo: str) -> dict[int, tuple[str | None, str | None]]:

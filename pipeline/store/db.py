@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pipeline.errors import UserError
 from pipeline.paths import default_db
 
 MIGRATIONS: list[str] = [
@@ -129,6 +130,23 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def open_store(path: Path | str | None = None, *, must_exist: bool = False,
+               hint: str | None = None) -> sqlite3.Connection:
+    """:func:`connect` for a command: a path that cannot be opened as the store (a folder, a
+    file that is not SQLite, no permission) is a :class:`UserError`.
+
+    ``must_exist=True`` (commands that only read) refuses to create a new empty store, so a
+    mistyped ``--db`` is reported instead of answered with zeros; ``hint`` says how to make one.
+    """
+    shown = Path(path) if path else default_db()
+    if must_exist and not shown.is_file():
+        raise UserError(f"{shown}: no store there ({hint or f'crawl into it first: mine crawl --db {shown}'})")
+    try:
+        return connect(shown)
+    except (sqlite3.DatabaseError, OSError) as e:
+        raise UserError(f"{shown}: cannot open the store: {e}") from None
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
