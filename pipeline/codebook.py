@@ -45,10 +45,6 @@ class Dimension:
     display: str
     categories: tuple[Category, ...]
 
-    @property
-    def ids(self) -> list[str]:
-        return [c.id for c in self.categories]
-
     def get(self, category_id: str) -> Category:
         for c in self.categories:
             if c.id == category_id:
@@ -66,9 +62,7 @@ class Codebook:
 
     def ids(self, dimension: str) -> list[str]:
         """Category ids of ``dimension`` in codebook order (``cause_subtype``: all subtypes)."""
-        if dimension == SUBTYPE_DIMENSION:
-            return [s.id for c in self.dimensions["cause"].categories for s in c.subtypes]
-        return self.dimensions[dimension].ids
+        return self.choices(dimension)
 
     def subtypes(self, cause: str) -> list[str]:
         """Subtype ids of one cause (empty when the cause has none)."""
@@ -80,15 +74,13 @@ class Codebook:
     def display(self, dimension: str, category_id: str) -> str:
         """Display name of a category id; unknown ids (e.g. a binned ``other``) are title-cased."""
         try:
-            if dimension == SUBTYPE_DIMENSION:
-                for c in self.dimensions["cause"].categories:
-                    for s in c.subtypes:
-                        if s.id == category_id:
-                            return s.display
-                raise KeyError(category_id)
-            return self.dimensions[dimension].get(category_id).display
+            cats = self._categories(dimension, None)
         except KeyError:
-            return category_id.replace("_", " ").title()
+            cats = ()
+        for c in cats:
+            if c.id == category_id:
+                return c.display
+        return category_id.replace("_", " ").title()
 
     def resolve(
         self,

@@ -19,6 +19,15 @@ DEFAULT_SOURCES = Path(__file__).with_name("sources.yaml")
 _URL_RE = re.compile(r"^https?://github\.com/([^/\s]+/[^/\s]+)/(?:issues|pull)/(\d+)/?$")
 
 
+# the paper's "pytorch or tensorflow-onnx repository" (data-availability filter, cross-references)
+DEFAULT_XREF_REPOS: tuple[str, ...] = ("pytorch/pytorch", "onnx/tensorflow-onnx")
+
+
+def label_names(issue: dict) -> list[str]:
+    """Names of an issue's labels (GitHub sends objects; tolerate plain strings)."""
+    return [lab["name"] if isinstance(lab, dict) else str(lab) for lab in issue.get("labels") or []]
+
+
 @dataclass(frozen=True)
 class Source:
     """One converter: its name, repository and the study's relevance rule."""
@@ -30,7 +39,7 @@ class Source:
     exclude_labels: tuple[str, ...] = ()
     # data-availability filter: a `cross-referenced` event counts only when its closed source
     # issue lives in one of these repositories (the paper: "the pytorch or tensorflow-onnx repository")
-    xref_repos: tuple[str, ...] = ("pytorch/pytorch", "onnx/tensorflow-onnx")
+    xref_repos: tuple[str, ...] = DEFAULT_XREF_REPOS
 
     def is_relevant(self, issue: dict) -> bool:
         """The relevance filter on a GitHub issue object: state, labels, no pull requests."""
@@ -38,7 +47,7 @@ class Source:
             return False
         if self.state != "all" and issue.get("state") != self.state:
             return False
-        names = {lab["name"] if isinstance(lab, dict) else str(lab) for lab in issue.get("labels") or []}
+        names = set(label_names(issue))
         if any(lab not in names for lab in self.labels):
             return False
         return not any(lab in names for lab in self.exclude_labels)

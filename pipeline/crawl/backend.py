@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
 from pipeline.crawl.client import GitHubClient, Response
-from pipeline.sources import Source, issue_url
+from pipeline.sources import Source, issue_url, label_names
 
 PER_PAGE = 100
 TIMELINE_ACCEPT = "application/vnd.github.mockingbird-preview+json"
@@ -43,11 +43,6 @@ def format_time(value: datetime) -> str:
 def shift_time(value: str, seconds: float) -> str:
     """``value`` moved by ``seconds`` (negative = earlier), in GitHub's format."""
     return format_time(parse_time(value) + timedelta(seconds=seconds))
-
-
-def label_names(issue: dict) -> list[str]:
-    """Names of an issue's labels (GitHub sends objects; tolerate plain strings)."""
-    return [lab["name"] if isinstance(lab, dict) else str(lab) for lab in issue.get("labels") or []]
 
 
 def issue_fields(issue: dict, repo: str, source: str) -> dict[str, Any]:
@@ -150,8 +145,10 @@ class IssueBackend:
 
     def _page(self, source: Source, resp: Response, first: bool) -> ListingPage:
         items = resp.data if isinstance(resp.data, list) else []
-        relevant = [i for i in items if source.is_relevant(i)]
-        dropped = [i for i in items if not source.is_relevant(i)]
+        relevant: list[dict] = []
+        dropped: list[dict] = []
+        for i in items:
+            (relevant if source.is_relevant(i) else dropped).append(i)
         stamps = [i.get("updated_at") for i in items if i.get("updated_at")]
         total = None
         if first and "last" in resp.links:

@@ -11,10 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from pipeline.errors import UserError
 
@@ -26,13 +23,16 @@ class RichProgress:
     """Crawl progress bars plus a countdown bar for rate-limit waits (one live display)."""
 
     def __init__(self, console: Console) -> None:
+        # imported here, not at module level: `mine --help` and the other commands never need it
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                                  MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False)
         self.tasks: dict[str, int] = {}
         self.counts: dict[str, int] = {}
         self.totals: dict[str, int | None] = {}
         self._lock = threading.Lock()
-        self.cancelled: threading.Event | None = None   # a set event ends a wait early
+        self.cancelled = threading.Event()   # a set event ends a wait early (the CLI passes the client's)
 
     def __enter__(self) -> "RichProgress":
         self.progress.start()
@@ -70,11 +70,8 @@ class RichProgress:
             while (left := end - time.monotonic()) > 0:
                 self.progress.update(task, completed=seconds - left,
                                      description=f"[yellow]{reason}: {left:.0f}s left")
-                if self.cancelled is not None:
-                    if self.cancelled.wait(min(1.0, left)):
-                        return
-                else:
-                    time.sleep(min(1.0, left))
+                if self.cancelled.wait(min(1.0, left)):
+                    return
         finally:
             self.progress.remove_task(task)
 
@@ -202,6 +199,9 @@ def register(app: typer.Typer) -> None:
         fmt: str = typer.Option("text", "--format", help="text or json."),
     ) -> None:
         """Per source: stored issues, issues with a timeline, last crawl time, high-water mark."""
+        from rich import box
+        from rich.table import Table
+
         from pipeline.sources import load_sources
         from pipeline.store.crawlstore import source_status
         from pipeline.store.db import open_store

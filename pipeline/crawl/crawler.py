@@ -155,12 +155,13 @@ def _crawl(conn, sources: list[Source], client: GitHubClient, *, since: str | No
     r0, n0, x0 = client.requests, client.not_modified, client.retries   # the client may be reused
     summary = CrawlSummary()
     backend = IssueBackend(client)
-    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="timeline") as pool:
+    concurrency = max(1, concurrency)
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="timeline") as pool:
         for source in sources:
             s = SourceSummary(source.name)
             summary.sources[source.name] = s
             try:
-                _crawl_source(conn, source, backend, pool, s, since, max(1, concurrency), overlap_seconds, progress,
+                _crawl_source(conn, source, backend, pool, s, since, concurrency, overlap_seconds, progress,
                               full=full)
             except KeyboardInterrupt:
                 # end the fetches still running (a rate-limit wait can last an hour) before the
@@ -206,7 +207,11 @@ def _crawl_source(conn, source: Source, backend: IssueBackend, pool: ThreadPoolE
     st = cs.get_crawl_state(conn, source.name)
     cursor, query_since = (None, None) if full else _start_point(st, since, overlap)
     s.since = query_since
-    cs.set_crawl_state(conn, source.name, state={"running": True, "cursor": cursor})
+
+    def state() -> dict:
+        return {"running": True, "cursor": cursor}
+
+    cs.set_crawl_state(conn, source.name, state=state())
     known = cs.known_issues(conn, source.repo)
     in_run: dict[int, str | None] = {}      # number -> updated_at queued in this run
     listing_prefix = backend.client.url_for(f"repos/{source.repo}/issues")
@@ -226,12 +231,6 @@ def _crawl_source(conn, source: Source, backend: IssueBackend, pool: ThreadPoolE
     pages_left = True
     first_page = True
     stop: BaseException | None = None
-
-    def state() -> dict:
-        return {"running": True, "cursor": cursor}
-
-    def fetch_timeline(repo: str, number: int) -> list[dict]:
-        return backend.timeline(repo, number)
 
     try:
         while True:
@@ -264,7 +263,7 @@ def _crawl_source(conn, source: Source, backend: IssueBackend, pool: ThreadPoolE
                                 progress.advance(source.name)
                         continue
                     kind = "new" if prev is None and first_sight else "updated"
-                    fut = pool.submit(fetch_timeline, source.repo, number)
+                    fut = pool.submit(backend.timeline, source.repo, number)
                     queue.append(_Entry(kind, number, issue_fields(issue, source.repo, source.name), fut,
                                         updated_at=updated))
                     pending += 1

@@ -162,7 +162,9 @@ def issue(base: str, ds: Dataset, rec: IssueRecord, single: bool = False,
     return out
 
 
-def _comment_core(base: str, rec: IssueRecord, ev: Event) -> dict[str, Any]:
+def comment(base: str, rec: IssueRecord, ev: Event) -> dict[str, Any]:
+    """An issue comment as served by ``GET .../issues/{number}/comments`` (the timeline's
+    ``commented`` entry is this plus ``event`` and ``actor``)."""
     cid = ev.id
     kind = "pull" if rec.is_pr else "issues"
     url = f"{base}/repos/{rec.repo}/issues/comments/{cid}"
@@ -176,11 +178,6 @@ def _comment_core(base: str, rec: IssueRecord, ev: Event) -> dict[str, Any]:
     }
 
 
-def comment(base: str, rec: IssueRecord, ev: Event) -> dict[str, Any]:
-    """An issue comment as served by ``GET .../issues/{number}/comments``."""
-    return _comment_core(base, rec, ev)
-
-
 _EVENT_NODE_TYPES = {
     "closed": "ClosedEvent", "referenced": "ReferencedEvent", "labeled": "LabeledEvent",
     "unlabeled": "UnlabeledEvent", "subscribed": "SubscribedEvent", "mentioned": "MentionedEvent",
@@ -191,7 +188,7 @@ _EVENT_NODE_TYPES = {
 def timeline_event(base: str, ds: Dataset, rec: IssueRecord, ev: Event) -> dict[str, Any]:
     """One timeline entry, with the key set GitHub uses for its event type."""
     if ev.kind == "commented":
-        out = _comment_core(base, rec, ev)
+        out = comment(base, rec, ev)
         out["event"] = "commented"
         out["actor"] = user(base, ev.actor)
         return out

@@ -235,12 +235,17 @@ class Emulator:
         with self._lock:
             self._reset_counters()
 
-    def touch(self, repo: str, n: int) -> list[int]:
-        """Update ``n`` closed issues of ``repo`` (see ``Dataset.touch``); returns their numbers."""
+    def _served_repo(self, repo: str) -> str:
+        """The dataset's spelling of ``owner/name``; ``KeyError`` when it is not served."""
         owner, _, name = repo.partition("/")
         full = self.dataset.canonical_repo(owner, name)
         if full is None:
             raise KeyError(f"unknown repository {repo!r}")
+        return full
+
+    def touch(self, repo: str, n: int) -> list[int]:
+        """Update ``n`` closed issues of ``repo`` (see ``Dataset.touch``); returns their numbers."""
+        full = self._served_repo(repo)
         with self._lock:
             touched = self.dataset.touch(full, n, int(time.time()))
             self._counts["touched"] += len(touched)
@@ -248,10 +253,7 @@ class Emulator:
 
     def delete(self, repo: str, number: int) -> bool:
         """Delete an issue (see ``Dataset.delete``): 410 Gone from now on, no longer listed."""
-        owner, _, name = repo.partition("/")
-        full = self.dataset.canonical_repo(owner, name)
-        if full is None:
-            raise KeyError(f"unknown repository {repo!r}")
+        full = self._served_repo(repo)
         with self._lock:
             return self.dataset.delete(full, number)
 
@@ -369,11 +371,11 @@ class Emulator:
         if route[0] == "issue":
             return _Reply(200, render.issue(base, ds, rec, single=True))
         if route[0] == "timeline":
-            items = [render.timeline_event(base, ds, rec, e) for e in _page_slice(rec.events, params)[0]]
+            items = [render.timeline_event(base, ds, rec, e) for e in _page_slice(rec.events, params)]
             return self._paged(items, len(rec.events), params, pairs, base, raw_path)
         if route[0] == "comments":
             comments = [e for e in rec.events if e.kind == "commented"]
-            items = [render.comment(base, rec, e) for e in _page_slice(comments, params)[0]]
+            items = [render.comment(base, rec, e) for e in _page_slice(comments, params)]
             return self._paged(items, len(comments), params, pairs, base, raw_path)
         return _not_found()
 
@@ -397,8 +399,7 @@ class Emulator:
         key = {"created": lambda x: (x.created_at, x.number), "updated": lambda x: (x.updated_at, x.number),
                "comments": lambda x: (x.comments, x.number)}[sort]
         recs.sort(key=key, reverse=direction == "desc")
-        page_recs, _ = _page_slice(recs, params)
-        items = [render.issue(base, self.dataset, r) for r in page_recs]
+        items = [render.issue(base, self.dataset, r) for r in _page_slice(recs, params)]
         return self._paged(items, len(recs), params, pairs, base, raw_path)
 
     def _paged(self, items: list, total: int, params: dict[str, str], pairs: list, base: str,
@@ -576,9 +577,10 @@ def _page_params(params: dict[str, str]) -> tuple[int, int]:
     return per_page, page
 
 
-def _page_slice(items: list, params: dict[str, str]) -> tuple[list, int]:
+def _page_slice(items: list, params: dict[str, str]) -> list:
+    """The items on the requested page."""
     per_page, page = _page_params(params)
-    return items[(page - 1) * per_page : page * per_page], page
+    return items[(page - 1) * per_page : page * per_page]
 
 
 def _link_header(base: str, raw_path: str, pairs: list, page: int, last: int) -> str:

@@ -33,9 +33,11 @@ def register(app: typer.Typer) -> None:
             console.print(f"wrote {path} ({len(result.tables[stem])} issues)", highlight=False)
         if db is not None:
             from pipeline.classify.titles import record_titles
-            from pipeline.store.db import connect
+            from pipeline.store.db import open_store
 
-            conn = connect(db)
-            n = record_titles(conn, result.titles.items())
-            conn.close()
+            conn = open_store(db)
+            try:
+                n = record_titles(conn, result.titles.items())
+            finally:
+                conn.close()
             console.print(f"recorded {n} titles in {db}", highlight=False)

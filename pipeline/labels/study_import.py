@@ -22,7 +22,7 @@ from openpyxl.utils import get_column_letter
 from pipeline.codebook import SUBTYPE_DIMENSION, Codebook, load_codebook
 from pipeline.errors import UserError
 from pipeline.labels.files import write_csv
-from pipeline.sources import parse_issue_url
+from pipeline.sources import issue_url, parse_issue_url
 
 FAILURE_WORKBOOK = "FailureAnalysis.xlsx"
 PILOT_WORKBOOK = "PilotStudy.xlsx"
@@ -61,8 +61,9 @@ class ImportResult:
 class _Sheet:
     """One sheet with its header row, giving errors that name sheet, row and column."""
 
-    def __init__(self, book: Path, name: str, df: pd.DataFrame, header_rows: int):
+    def __init__(self, book: Path, name: str, df: pd.DataFrame, header_rows: int, head: pd.DataFrame):
         self.book, self.name, self.df, self.header_rows = book, name, df, header_rows
+        self.head = head   # the header rows as read (a sheet with two header rows names columns in its second)
 
     def where(self, i: int, col: str | int) -> str:
         pos = col if isinstance(col, int) else list(self.df.columns).index(col)
@@ -106,7 +107,7 @@ def _sheet(xl: pd.ExcelFile, book: Path, name: str, header_rows: int = 1, ncols:
         cols = list(range(raw.shape[1]))
     df = raw.iloc[header_rows:].reset_index(drop=True)
     df.columns = cols
-    return _Sheet(book, name, df, header_rows)
+    return _Sheet(book, name, df, header_rows, raw.iloc[:header_rows])
 
 
 def _blank(v: object) -> bool:
@@ -121,7 +122,7 @@ def _url(sh: _Sheet, i: int, col: str | int, converter: str) -> tuple[str, str, 
         raise UserError(f"{sh.where(i, col)}: {v!r} is not a GitHub issue URL") from None
     if repo.lower() != CONVERTER_REPOS[converter]:
         raise UserError(f"{sh.where(i, col)}: {v!r} is not in {CONVERTER_REPOS[converter]} ({converter})")
-    return f"https://github.com/{repo}/issues/{number}", repo, number
+    return issue_url(repo, number), repo, number
 
 
 def _by_name(cb: Codebook, sh: _Sheet, i: int, col: str, dim: str, cause: str | None = None) -> str:
@@ -223,7 +224,7 @@ def read_drift(path: Path, codes: dict[str, dict[int, str]]) -> tuple[pd.DataFra
     out = {"A": [], "B": []}
     for sheet, converter in DRIFT_SHEETS.items():
         sh = _sheet(xl, path, sheet, header_rows=2)
-        header = pd.read_excel(xl, sheet_name=sheet, header=None).iloc[1].tolist()
+        header = sh.head.iloc[1].tolist()
         if len(header) < 14 or str(header[2]).strip() != "URL":
             raise UserError(f"{path.name} sheet {sheet!r}: missing column 'URL' in the second header row (column C)")
         for i in range(len(sh.df)):

@@ -23,9 +23,7 @@ import json
 import sqlite3
 from typing import Any, Iterable
 
-from pipeline.sources import Source, load_sources
-
-DEFAULT_XREF_REPOS: tuple[str, ...] = ("pytorch/pytorch", "onnx/tensorflow-onnx")
+from pipeline.sources import DEFAULT_XREF_REPOS, Source, load_sources
 _EVENTS = ("closed", "referenced", "cross-referenced", "connected")
 
 

@@ -1,6 +1,7 @@
 """Reproducible random samples of the filtered issues, written as labelling queue files.
 
-Queue file format (read by the labelling tool with :func:`read_queue`), UTF-8 text:
+Queue file format (the labelling tool reads it with :func:`pipeline.label.queue.read_queue_file`;
+:func:`read_queue` here also keeps each URL's converter block), UTF-8 text:
 
 - one GitHub issue URL per line (``https://github.com/OWNER/NAME/issues/N``), in labelling order;
 - lines starting with ``#`` are comments; a comment ``# converter: NAME`` starts the block of

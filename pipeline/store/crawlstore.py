@@ -127,10 +127,11 @@ def cache_put(conn: sqlite3.Connection, url: str, etag: str | None, meta: dict, 
 def source_status(conn: sqlite3.Connection, names: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Per source: issues, issues with a timeline, last crawl time, high-water mark."""
     out: dict[str, dict[str, Any]] = {}
+    names = list(names)   # read twice below: a generator would be empty the second time
     counts = {r[0]: (r[1], r[2]) for r in conn.execute(
         "SELECT source, COUNT(*), SUM(timeline_for IS NOT NULL) FROM issues GROUP BY source")}
     states = {r[0]: (r[1], r[2]) for r in conn.execute("SELECT source, high_water, last_crawl FROM crawl_state")}
-    for name in list(names) + sorted((set(counts) | set(states)) - set(names)):
+    for name in names + sorted((set(counts) | set(states)) - set(names)):
         n, t = counts.get(name, (0, 0))
         hw, last = states.get(name, (None, None))
         out[name] = {"issues": int(n or 0), "timelines": int(t or 0), "last_crawl": last, "high_water": hw}
