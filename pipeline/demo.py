@@ -29,10 +29,11 @@ DEMO_DIR = Path("data/demo")  # under the project root; MINE_DEMO_DIR overrides
 
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns the exit code."""
+    from pipeline.classify.data import default_label_files
     from pipeline.emulator.server import EmulatorConfig, run_emulator
-    from pipeline.labels.files import read_labels
+    from pipeline.labels.files import read_many
     from pipeline.nightly import change_lines, issue_line, run_nightly
-    from pipeline.paths import PROJECT_ROOT, labels_dir, shared_dir
+    from pipeline.paths import PROJECT_ROOT, shared_dir
     from pipeline.report.estimate import add_wilson
     from pipeline.report.render import print_report
     from pipeline.report.tables import build_report
@@ -42,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     demo = Path(os.environ.get("MINE_DEMO_DIR") or PROJECT_ROOT / DEMO_DIR)
     console.rule("1. The study's tables from the committed labels (human labels, Wilson 95% intervals)")
-    rep = add_wilson(build_report(read_labels(labels_dir() / "study.csv")))
+    study = read_many(default_label_files())
+    rep = add_wilson(build_report(study))
     print_report(rep, console, tables=["stage", "symptom", "cause_binned", "cause_x_symptom"])
 
     have_titles = (shared_dir() / "paper" / "FailureAnalysis.xlsx").is_file()
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.report.validate import study_titles, validate_estimates
 
         console.rule("Check of the estimator: train on one converter's labels, estimate the other's shares")
-        val = validate_estimates(read_labels(labels_dir() / "study.csv"), study_titles(), bootstrap=300)
+        val = validate_estimates(study, study_titles(), bootstrap=300)
         validation = val.summary
         errs = ", ".join(f"{m} {e:.1f}" for m, e in sorted(validation["mean_abs_error_pp"].items(), key=lambda kv: kv[1]))
         console.print(f"mean absolute error of a share, percentage points: {errs}; gold share inside the 95% interval "

@@ -134,15 +134,14 @@ def run_nightly(
     log=print,
 ) -> NightlyResult:
     """One nightly run (see the module docstring); never raises for crawl trouble (see ``exit_code``)."""
+    from pipeline.classify.data import default_label_files
     from pipeline.crawl.client import GitHubClient
     from pipeline.crawl.crawler import crawl
     from pipeline.errors import UserError
     from pipeline.labels.files import read_many
-    from pipeline.paths import labels_dir
     from pipeline.report.commands import write_report_files
     from pipeline.report.estimate import load_store_data
     from pipeline.report.render import render
-    from pipeline.report.tables import Report
     from pipeline.report.trends import full_report
     from pipeline.sources import load_sources
     from pipeline.store.db import connect
@@ -153,7 +152,7 @@ def run_nightly(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: --out must be a folder, this is a file")
-    labels = read_many(list(label_files) if label_files else [labels_dir() / "study.csv"])
+    labels = read_many(list(label_files) if label_files else default_label_files())
     out.mkdir(parents=True, exist_ok=True)
     res = NightlyResult(run_at=datetime.now(UTC).isoformat(timespec="seconds"))
     conn = connect(db)
@@ -215,8 +214,7 @@ def run_nightly(
              for d in res.new + res.updated]
     write_report_files(rep, trends, out, changes=changes, new_issues=shown, validation=validation,
                        title="ONNX converter failures: nightly report")
-    (out / "report.md").write_text(render(Report(rep.n, rep.converters, {**rep.tables, **trends}, rep.notes,
-                                                 rep.source, rep.columns), "markdown"), encoding="utf-8")
+    (out / "report.md").write_text(render(rep.with_tables({**rep.tables, **trends}), "markdown"), encoding="utf-8")
     res.report = str(out / "report.html")
     if summary.partial:
         res.exit_code = EXIT_PARTIAL

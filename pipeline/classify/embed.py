@@ -104,6 +104,19 @@ class EmbedStats:
     computed: int = 0
 
 
+@lru_cache(maxsize=2)
+def _load_model(path: str):
+    """The sentence-transformers model in folder ``path``, loaded once per process: a run that
+    builds several :class:`Embedder` (training, then classifying) reads the weights once."""
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own rich bar reports progress
+
+    _offline()  # again: the imports above may have read the environment in a process that had it unset
+    return SentenceTransformer(path, device="cpu", local_files_only=True)
+
+
 class Embedder:
     """A sentence-transformers model loaded lazily from a local folder (CPU)."""
 
@@ -117,13 +130,7 @@ class Embedder:
     def model(self):
         if self._model is None:
             _offline()
-            from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()  # our own rich bar reports progress
-
-            _offline()  # again: the imports above may have read the environment in a process that had it unset
-            self._model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+            self._model = _load_model(str(self.path))
         return self._model
 
     @property

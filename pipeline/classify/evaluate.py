@@ -367,12 +367,3 @@ def criteria(report: dict[str, Any]) -> dict[str, Any]:
     out["all"] = all(all(v.values()) for k, v in out.items() if isinstance(v, dict)) and out["precision_at_0.8_at_least_0.8"]
     return out
 
-
-def report_table(report: dict[str, Any]) -> pd.DataFrame:
-    """One row per dimension and method: accuracy and macro-F1 (mean ± sd over repetitions)."""
-    rows = []
-    for dim, r in report["dimensions"].items():
-        for m in METHODS:
-            rows.append({"dimension": dim, "method": m, "accuracy": r[m]["accuracy"], "accuracy_sd": r[m]["accuracy_sd"],
-                         "macro_f1": r[m]["macro_f1"], "macro_f1_sd": r[m]["macro_f1_sd"]})
-    return pd.DataFrame(rows)

@@ -201,7 +201,8 @@ def build_issue_text(
     return "\n".join(parts)
 
 
-def _comments(conn: sqlite3.Connection, repo: str, number: int, n: int) -> list[str]:
+def comment_bodies(conn: sqlite3.Connection, repo: str, number: int, n: int | None = None) -> list[str]:
+    """The raw Markdown bodies of an issue's stored comments, oldest first (the first ``n`` when given)."""
     out: list[str] = []
     for r in conn.execute(
         "SELECT raw FROM timeline_events WHERE repo = ? AND number = ? AND event = 'commented' ORDER BY seq",
@@ -213,7 +214,7 @@ def _comments(conn: sqlite3.Connection, repo: str, number: int, n: int) -> list[
             continue
         if body:
             out.append(body)
-        if len(out) >= n:
+        if n is not None and len(out) >= n:
             break
     return out
 
@@ -249,7 +250,7 @@ def texts_for(
             if row is None:
                 continue
             texts[u] = build_issue_text(
-                row["title"] or titles.get(u, ""), row["body"], _comments(conn, row["repo"], row["number"], n_comments),
+                row["title"] or titles.get(u, ""), row["body"], comment_bodies(conn, row["repo"], row["number"], n_comments),
                 max_tokens=max_tokens, count_tokens=count,
             )
             kinds[u] = "full"

@@ -93,13 +93,13 @@ def labels_export(
     from pipeline.label.labelstudio import export_tasks, labeling_config
     from pipeline.label.queue import filtered_urls, read_queue_file
     from pipeline.labels.files import read_labels
-    from pipeline.store.db import connect
+    from pipeline.store.db import open_store
 
     if fmt != "label-studio":
         raise UserError(f"--format {fmt!r}: only 'label-studio' is supported")
     cb = load_codebook()
     df = read_labels(labels, cb) if labels else None
-    conn = connect(db)
+    conn = open_store(db)
     try:
         if queue:
             urls = read_queue_file(queue)

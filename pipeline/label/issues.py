@@ -12,6 +12,7 @@ import re
 import sqlite3
 from dataclasses import dataclass, field
 
+from pipeline.classify.text import comment_bodies
 from pipeline.label.render import render_markdown
 from pipeline.sources import parse_issue_url
 
@@ -136,17 +137,6 @@ def issue_text(view: IssueView, conn: sqlite3.Connection) -> str:
     parts = [view.title]
     row = conn.execute("SELECT body FROM issues WHERE repo = ? AND number = ?", (view.repo, view.number)).fetchone() \
         if table_exists(conn, "issues") else None
-    if row and row["body"]:
-        parts.append(row["body"])
     if row:
-        for ev in conn.execute(
-            "SELECT raw FROM timeline_events WHERE repo = ? AND number = ? AND event = 'commented' ORDER BY seq",
-            (view.repo, view.number),
-        ):
-            try:
-                body = json.loads(ev["raw"]).get("body")
-            except json.JSONDecodeError:
-                body = None
-            if body:
-                parts.append(body)
+        parts += [row["body"], *comment_bodies(conn, view.repo, view.number)]
     return "\n\n".join(p for p in parts if p)

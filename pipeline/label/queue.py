@@ -48,40 +48,12 @@ def read_queue_file(path: Path | str) -> list[str]:
     return list(dict.fromkeys(urls))
 
 
-def _urls_of(result: object) -> list[str]:
-    """URLs out of whatever ``filtered_issues`` returns (DataFrame, rows, dicts or strings)."""
-    if isinstance(result, pd.DataFrame):
-        return [str(u) for u in result["url"].tolist()]
-    out = []
-    for item in result or []:
-        if isinstance(item, str):
-            out.append(item)
-        elif isinstance(item, (dict, sqlite3.Row)):
-            out.append(str(item["url"]))
-        else:
-            out.append(str(getattr(item, "url")))
-    return out
-
-
 def filtered_urls(conn: sqlite3.Connection) -> tuple[list[str], str]:
     """URLs of the store's filtered issues in creation order, and a note on where they came from."""
-    try:
-        from pipeline.sample.filter import filtered_issues  # written by the sampling stage
-    except ImportError:
-        filtered_issues = None
-    if filtered_issues is not None:
-        urls = _urls_of(filtered_issues(conn))
-        note = "queue: filtered issues from the store"
-    else:
-        urls = []
-        note = ("queue: pipeline.sample.filter is not available, so the filter was not applied; "
-                "showing every stored issue that is not a pull request")
-        if table_exists(conn, "issues"):
-            urls = [r[0] for r in conn.execute("SELECT url FROM issues WHERE is_pull = 0 ORDER BY created_at, repo, number")]
-    if table_exists(conn, "issues") and urls:
-        created = {r[0]: (r[1] or "", r[2]) for r in conn.execute("SELECT url, created_at, number FROM issues")}
-        urls = sorted(dict.fromkeys(urls), key=lambda u: created.get(u, ("~", 0)))
-    return urls, note
+    from pipeline.sample.filter import filtered_issues
+
+    rows = sorted(filtered_issues(conn), key=lambda r: (r["created_at"] or "", r["number"]))
+    return [r["url"] for r in rows], "queue: filtered issues from the store"
 
 
 def order_by_uncertainty(conn: sqlite3.Connection, urls: list[str]) -> list[str]:

@@ -11,7 +11,7 @@ from pipeline.label.queue import default_queue, disagreements, read_queue_file
 from pipeline.label.storage import latest_records, label_path, validate_rater
 from pipeline.labels.files import read_labels
 from pipeline.paths import default_db
-from pipeline.store.db import connect
+from pipeline.store.db import open_store
 
 
 def label_session(rater: str, *, queue_file: Path | None, db: Path | None, labels_dir: Path,
@@ -22,7 +22,7 @@ def label_session(rater: str, *, queue_file: Path | None, db: Path | None, label
     if queue_file is not None:
         queue, note = read_queue_file(queue_file), f"queue: {queue_file}"
     else:
-        conn = connect(db)
+        conn = open_store(db)
         try:
             labelled = set(latest_records(label_path(labels_dir, rater)))
             queue, note = default_queue(conn, labelled)

@@ -12,7 +12,6 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.errors import UserError
-from pipeline.paths import labels_dir
 
 
 class ReportFormat(str, Enum):
@@ -61,15 +60,16 @@ def register(app: typer.Typer) -> None:
         error-corrected estimates of --from predicted/both. With --out, also writes report.html
         and the over-time figures (PNG and SVG); --format html prints the self-contained page.
         """
+        from pipeline.classify.data import default_label_files
         from pipeline.labels.files import read_many
         from pipeline.paths import default_db
         from pipeline.report.estimate import DEFAULT_METHOD, METHODS
         from pipeline.report.render import print_report, render
+        from pipeline.report.trends import full_report
 
         if method is not None and method not in METHODS:
             raise UserError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
-        files = label_files or [labels_dir() / "study.csv"]
-        labels = read_many(files)
+        labels = read_many(label_files or default_label_files())
         store = db if db is not None else (default_db() if source != Source.gold else None)
         with_time = over_time if over_time is not None else store is not None
         conn = None
@@ -83,8 +83,8 @@ def register(app: typer.Typer) -> None:
 
             # the trained classifier and its cross-validated errors are cached beside the store
             data = load_store_data(conn, labels, cache_dir=Path(store).parent / "estimate-cache")
-        rep, trends, _ = _full_report(labels, source.value, conn, method=method or DEFAULT_METHOD,
-                                      bootstrap=bootstrap, over_time=with_time, top_k=top_k, data=data)
+        rep, trends, _ = full_report(labels, source.value, conn, method=method or DEFAULT_METHOD,
+                                     bootstrap=bootstrap, over_time=with_time, top_k=top_k, data=data)
         val = load_validation(validation)
         if out is not None:
             written = write_report_files(rep, trends, out, validation=val)
@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
         if fmt == ReportFormat.table:
             print_report(rep)
             if trends:
-                print_report(_with_tables(rep, trends))
+                print_report(rep.with_tables(trends, notes=[]))  # the notes were printed with the study tables
         elif fmt == ReportFormat.html:
             from pipeline.report.figures import close_all, report_figures
             from pipeline.report.html import render_html
@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(render_html(rep, trends=trends, figures=figs, validation=val))
             close_all(figs)
         else:
-            typer.echo(render(_with_tables(rep, {**rep.tables, **trends}) if trends else rep, fmt.value))
+            typer.echo(render(rep.with_tables({**rep.tables, **trends}) if trends else rep, fmt.value))
 
     @app.command("validate-estimates")
     def validate_cmd(
@@ -120,15 +120,16 @@ def register(app: typer.Typer) -> None:
         of each share for the corrected estimate and for plain counting, and whether the gold
         share lies inside the 95% interval.
         """
+        from pipeline.classify.data import default_label_files
         from pipeline.labels.files import read_many
         from pipeline.report.validate import study_titles, validate_estimates
 
         conn = None
         if db is not None:
-            from pipeline.store.db import connect
+            from pipeline.store.db import open_store
 
-            conn = connect(db)
-        labels = read_many(label_files or [labels_dir() / "study.csv"])
+            conn = open_store(db)
+        labels = read_many(label_files or default_label_files())
         res = validate_estimates(labels, study_titles(conn, paper), conn=conn, bootstrap=bootstrap, repeats=repeats)
         if save is not None:
             save.parent.mkdir(parents=True, exist_ok=True)
@@ -182,25 +183,13 @@ def load_validation(path: Path | None) -> dict | None:
         raise UserError(f"{path}: not a file written by `mine validate-estimates --save`") from None
 
 
-def _full_report(*args, **kw):
-    from pipeline.report.trends import full_report
-
-    return full_report(*args, **kw)
-
-
-def _with_tables(rep, tables: dict):
-    from pipeline.report.tables import Report
-
-    return Report(rep.n, rep.converters, dict(tables), list(rep.notes), rep.source, rep.columns)
-
-
 def write_report_files(rep, trends: dict, out: Path, **html_kw) -> list[Path]:
     """Every table in every format (over-time tables included), the figures (PNG + SVG) and ``report.html``."""
     from pipeline.report.figures import close_all, report_figures, save
     from pipeline.report.html import write_html
     from pipeline.report.render import write_all
 
-    written = write_all(_with_tables(rep, {**rep.tables, **trends}), out)
+    written = write_all(rep.with_tables({**rep.tables, **trends}), out)
     figs = report_figures(trends)
     for name, fig in figs.items():
         written += save(fig, Path(out) / "figures", name)

@@ -591,14 +591,13 @@ def predicted_report(data: StoreData, mode: str = "predicted", *, method: str = 
     Rows are in the classifier's label space (categories with too few training issues merged
     into ``other``); each row carries ``ci`` (bootstrap 95%) and ``method``.
     """
-    from pipeline.report.tables import TOTAL, Report
+    from pipeline.report.tables import TOTAL, Report, column_sizes
 
     if mode not in ("predicted", "both"):
         raise ValueError(f"mode must be predicted or both, got {mode!r}")
     issues = data.issues
     converters = sorted(issues["converter"].unique().tolist())
-    rep = Report(n=len(issues), converters=converters, source=mode,
-                 columns={c: int((issues["converter"] == c).sum()) for c in converters} | {TOTAL: len(issues)})
+    rep = Report(n=len(issues), converters=converters, source=mode, columns=column_sizes(issues, converters))
     for dim, cal in data.evidence.calibrations.items():
         est = estimate_dimension(data, dim, mode, method=method, bootstrap=bootstrap, seed=seed, total=TOTAL)
         rows = estimate_rows(est, [*converters, TOTAL])

@@ -104,7 +104,7 @@ def render_html(
                                else "number of issues, ") +
               "its share of the column's issues, and the share's 95% interval in brackets. "
               "Cross tables (cause by symptom or stage) show counts only.")
-    trend_rep = Report(rep.n, rep.converters, dict(trends or {}), [], rep.source, rep.columns)
+    trend_rep = rep.with_tables(trends or {}, notes=[])
     figs = []
     for name, fig in (figures or {}).items():
         data = png_bytes(fig)

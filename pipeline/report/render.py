@@ -228,8 +228,7 @@ def render(rep: Report, fmt: str, cb: Codebook | None = None, tables: list[str] 
     if fmt == "html":
         from pipeline.report.html import render_html
 
-        return render_html(Report(rep.n, rep.converters, {k: v for k, v in rep.tables.items() if k in names},
-                                  rep.notes, rep.source, rep.columns), cb=cb)
+        return render_html(rep.with_tables({k: v for k, v in rep.tables.items() if k in names}), cb=cb)
     if fmt == "json":
         d = rep.to_dict()
         d["tables"] = {k: v for k, v in d["tables"].items() if k in names}
@@ -280,7 +279,7 @@ def write_all(rep: Report, out_dir: Path | str, cb: Codebook | None = None) -> l
             "tex": to_latex(frame, title, name) + "\n",
         }
         buf = Console(record=True, width=160, file=io.StringIO())
-        print_report(Report(rep.n, rep.converters, {name: rep.tables[name]}, [], rep.source, rep.columns), buf, cb)
+        print_report(rep.with_tables({name: rep.tables[name]}, notes=[]), buf, cb)
         files["txt"] = buf.export_text()
         for ext, text in files.items():
             p = out / f"{name}.{ext}"

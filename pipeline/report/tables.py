@@ -56,27 +56,36 @@ class Report:
         return {"n": self.n, "converters": self.converters, "source": self.source,
                 "columns": self.columns, "tables": self.tables, "notes": self.notes}
 
+    def with_tables(self, tables: dict[str, list[dict]], notes: list[str] | None = None) -> "Report":
+        """The same issues and columns with other ``tables`` (and ``notes``, by default these notes)."""
+        return Report(self.n, self.converters, dict(tables), list(self.notes if notes is None else notes),
+                      self.source, self.columns)
+
+
+def column_sizes(df: pd.DataFrame, converters: list[str]) -> dict[str, int]:
+    """Issues of ``df`` per converter and in total (:data:`TOTAL`): a table's columns and the shares' denominators."""
+    return {c: int((df["converter"] == c).sum()) for c in converters} | {TOTAL: len(df)}
+
 
 def _share(count: int, n: int) -> float:
     return round(count / n, 4) if n else 0.0
 
 
 def _row(category: str, sub: pd.DataFrame, converters: list[str], sizes: dict[str, int], **extra) -> dict:
-    counts = {c: int((sub["converter"] == c).sum()) for c in converters}
-    counts[TOTAL] = int(len(sub))
+    counts = column_sizes(sub, converters)
     share = {k: _share(v, sizes[k]) for k, v in counts.items()}
     return {"category": category, **extra, "counts": counts, "share": share}
 
 
 def count_table(df: pd.DataFrame, column: str, categories: list[str], converters: list[str]) -> list[dict]:
     """Counts and shares of ``column`` per converter and in total, one row per category."""
-    sizes = {c: int((df["converter"] == c).sum()) for c in converters} | {TOTAL: len(df)}
+    sizes = column_sizes(df, converters)
     return [_row(cat, df[df[column] == cat], converters, sizes) for cat in categories]
 
 
 def subtype_table(df: pd.DataFrame, cb: Codebook, converters: list[str]) -> list[dict]:
     """Subtypes of each cause that has them; shares are over all issues, ``share_of_cause`` over the cause."""
-    sizes = {c: int((df["converter"] == c).sum()) for c in converters} | {TOTAL: len(df)}
+    sizes = column_sizes(df, converters)
     rows = []
     for cause in cb.ids("cause"):
         parent = df[df["cause"] == cause]
@@ -124,7 +133,7 @@ def rare_symptoms(df: pd.DataFrame, cb: Codebook, min_share: float) -> list[str]
 def cross_table(df: pd.DataFrame, row_col: str, rows: list[str], col_col: str, cols: list[str],
                 converters: list[str]) -> list[dict]:
     """One row per (row category, column category); shares are over each converter's issues."""
-    sizes = {c: int((df["converter"] == c).sum()) for c in converters} | {TOTAL: len(df)}
+    sizes = column_sizes(df, converters)
     out = []
     for r in rows:
         sub = df[df[row_col] == r]
@@ -151,8 +160,7 @@ def build_report(
             df[col] = ""
         df[col] = df[col].fillna("").astype(str)
     converters = sorted(df["converter"].unique().tolist())
-    rep = Report(n=len(df), converters=converters,
-                 columns={c: int((df["converter"] == c).sum()) for c in converters} | {TOTAL: len(df)})
+    rep = Report(n=len(df), converters=converters, columns=column_sizes(df, converters))
     rated = [d for d in DIMENSIONS if df[d].str.len().gt(0).any()]
     for dim in DIMENSIONS:
         if dim not in rated:

@@ -15,7 +15,7 @@ import pandas as pd
 from pipeline.codebook import load_codebook
 from pipeline.report.estimate import (DEFAULT_BOOTSTRAP, DEFAULT_METHOD, StoreData, estimate_dimension,
                                       estimate_rows, wilson)
-from pipeline.report.tables import FREQUENCIES, TOTAL
+from pipeline.report.tables import FREQUENCIES, TOTAL, column_sizes, count_table
 
 
 def period_of(created_at: pd.Series, freq: str) -> pd.Series:
@@ -34,12 +34,10 @@ def gold_trend_rows(issues: pd.DataFrame, dim: str, freq: str, converters: list[
     df = df[df["period"].ne("")]
     rows = []
     for period, sub in sorted(df.groupby("period"), key=lambda kv: kv[0]):
-        sizes = {c: int((sub["converter"] == c).sum()) for c in converters} | {TOTAL: len(sub)}
-        for cat in cb.ids(dim):
-            hit = sub[sub[dim] == cat]
-            counts = {c: int((hit["converter"] == c).sum()) for c in converters} | {TOTAL: len(hit)}
-            rows.append({"category": cat, "period": period, "counts": counts,
-                         "share": {c: round(counts[c] / sizes[c], 4) if sizes[c] else 0.0 for c in counts},
+        sizes = column_sizes(sub, converters)
+        for row in count_table(sub, dim, cb.ids(dim), converters):
+            counts = row["counts"]
+            rows.append({"category": row["category"], "period": period, "counts": counts, "share": row["share"],
                          "ci": {c: [round(x, 4) for x in wilson(counts[c], sizes[c])] for c in counts},
                          "method": "gold"})
     return rows
@@ -88,13 +86,6 @@ def trend_tables(data: StoreData, mode: str = "gold", freqs: tuple[str, ...] = F
     if not tables:
         notes.append("over time: no dated issues in scope (the study's issues have no dates offline; crawl first)")
     return tables, notes
-
-
-def trend_frame(rows: list[dict], column: str = TOTAL) -> pd.DataFrame:
-    """Periods x categories matrix of shares in ``column`` (for figures)."""
-    df = pd.DataFrame([{"period": r["period"], "category": r["category"], "share": r["share"][column],
-                        "count": r["counts"][column]} for r in rows])
-    return df
 
 
 def full_report(labels: pd.DataFrame, mode: str = "gold", conn=None, *, method: str = DEFAULT_METHOD,
