@@ -144,7 +144,7 @@ def run_nightly(
     from pipeline.report.render import render
     from pipeline.report.trends import full_report
     from pipeline.sources import load_sources
-    from pipeline.store.db import connect
+    from pipeline.store.db import open_store
 
     # bad input fails here, before any request is spent (UserError: one line, exit 2)
     if urlsplit(api_url).scheme not in ("http", "https") or not urlsplit(api_url).netloc:
@@ -155,7 +155,7 @@ def run_nightly(
     labels = read_many(list(label_files) if label_files else default_label_files())
     out.mkdir(parents=True, exist_ok=True)
     res = NightlyResult(run_at=datetime.now(UTC).isoformat(timespec="seconds"))
-    conn = connect(db)
+    conn = open_store(db)  # an unusable --db is a one-line error, before any request
     seen = load_seen(out)
     before = seen if seen is not None else _snapshot(conn)
 
