@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
@@ -58,9 +59,9 @@ def read_labels(path: Path | str, codebook: Codebook | None = None) -> pd.DataFr
     return df
 
 
-def rated_dimensions(df: pd.DataFrame) -> list[str]:
-    """The dimensions (stage, symptom, cause) a label table rates."""
-    return [d for d in DIMENSIONS if d in df.columns and df[d].fillna("").astype(str).str.len().gt(0).any()]
+def rated_dimensions(df: pd.DataFrame, dimensions: Sequence[str] = DIMENSIONS) -> list[str]:
+    """Those of ``dimensions`` (default stage, symptom, cause) that at least one row of ``df`` rates."""
+    return [d for d in dimensions if d in df.columns and df[d].fillna("").astype(str).str.len().gt(0).any()]
 
 
 def read_many(paths: list[Path | str], codebook: Codebook | None = None) -> pd.DataFrame:

@@ -13,12 +13,9 @@ import math
 import pandas as pd
 from sklearn.metrics import cohen_kappa_score
 
-from pipeline.codebook import DIMENSIONS, SUBTYPE_DIMENSION
+from pipeline.codebook import SUBTYPE_DIMENSION
 from pipeline.errors import UserError
-
-
-def _rates(df: pd.DataFrame, dim: str) -> bool:
-    return dim in df.columns and df[dim].fillna("").astype(str).str.len().gt(0).any()
+from pipeline.labels.files import RATED, rated_dimensions
 
 
 def agreement(a: pd.DataFrame, b: pd.DataFrame) -> dict:
@@ -31,7 +28,8 @@ def agreement(a: pd.DataFrame, b: pd.DataFrame) -> dict:
     merged = a.merge(b, on="url", suffixes=("_a", "_b"))
     if merged.empty:
         raise UserError(f"{a.attrs.get('path', 'file A')} and {b.attrs.get('path', 'file B')} share no issue URL")
-    dims = [d for d in [*DIMENSIONS, SUBTYPE_DIMENSION] if _rates(a, d) and _rates(b, d)]
+    both = set(rated_dimensions(b, RATED))
+    dims = [d for d in rated_dimensions(a, RATED) if d in both]
     if not dims:
         raise UserError("the two files rate no dimension in common")
     out = {"n": int(len(merged)), "only_a": int(len(set(a["url"]) - set(b["url"]))),

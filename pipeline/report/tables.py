@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from pipeline.codebook import DIMENSIONS, SUBTYPE_DIMENSION, Codebook, load_codebook
+from pipeline.labels.files import rated_dimensions
 
 TOTAL = "total"
 OTHER_CAUSES = "other_causes"
@@ -161,7 +162,7 @@ def build_report(
         df[col] = df[col].fillna("").astype(str)
     converters = sorted(df["converter"].unique().tolist())
     rep = Report(n=len(df), converters=converters, columns=column_sizes(df, converters))
-    rated = [d for d in DIMENSIONS if df[d].str.len().gt(0).any()]
+    rated = rated_dimensions(df)
     for dim in DIMENSIONS:
         if dim not in rated:
             rep.notes.append(f"{dim}: not rated in these labels")
