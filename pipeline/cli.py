@@ -30,11 +30,11 @@ app = typer.Typer(
 
 # Order is the pipeline's order; it is also the order of `mine --help`.
 _STAGES = (
-    "pipeline.labels.commands",   # import-study
+    "pipeline.label_files.commands",   # import-study
     "pipeline.crawl.commands",    # crawl, status
     "pipeline.emulator.commands", # emulate
     "pipeline.sample.commands",   # filter, sample
-    "pipeline.label.commands",    # label, adjudicate, labels export/import
+    "pipeline.labelling.commands",    # label, adjudicate, labels export/import
     "pipeline.classify.commands", # train, classify, evaluate
     "pipeline.report.commands",   # report, agree, validate-estimates
     "pipeline.nightly",           # nightly

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns the exit code."""
     from pipeline.classify.data import default_label_files
     from pipeline.emulator.server import EmulatorConfig, run_emulator
-    from pipeline.labels.files import read_many
+    from pipeline.label_files.files import read_many
     from pipeline.nightly import change_lines, issue_line, run_nightly
     from pipeline.paths import PROJECT_ROOT, shared_dir
     from pipeline.report.estimate import add_wilson

@@ -138,7 +138,7 @@ def run_nightly(
     from pipeline.crawl.client import GitHubClient
     from pipeline.crawl.crawler import crawl
     from pipeline.errors import UserError
-    from pipeline.labels.files import read_many
+    from pipeline.label_files.files import read_many
     from pipeline.report.commands import write_report_files
     from pipeline.report.estimate import load_store_data
     from pipeline.report.render import render

@@ -23,7 +23,7 @@ from pipeline.classify.predict import classify_issues, low_confidence, predictio
 from pipeline.classify.titles import record_titles, titles_for
 from pipeline.classify.train import train_model
 from pipeline.errors import UserError
-from pipeline.labels.files import read_labels, write_csv
+from pipeline.label_files.files import read_labels, write_csv
 from pipeline.paths import PROJECT_ROOT
 from pipeline.store.db import connect
 from tests.helpers import paper_dir, run_mine
@@ -35,7 +35,7 @@ PER_CONVERTER = 40  # issues per converter in the slice: enough for 5 folds, sma
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """A labels folder holding a slice of the study (80 issues) and a store with their titles."""
-    from pipeline.labels.study_import import import_study
+    from pipeline.label_files.study_import import import_study
 
     paper = paper_dir()
     root = tmp_path_factory.mktemp("study")

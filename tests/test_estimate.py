@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.labels.files import read_labels
+from pipeline.label_files.files import read_labels
 from pipeline.report.estimate import (Calibration, add_wilson, estimate_groups, estimate_rows, point_estimate,
                                       prior_factors, recalibrate, solve_adjusted, wilson)
 from pipeline.report.render import render, table_frame

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.labels.files import read_labels
+from pipeline.label_files.files import read_labels
 from pipeline.report.estimate import add_wilson
 from pipeline.report.figures import close_all, report_figures
 from pipeline.report.html import render_html, write_html

@@ -12,14 +12,14 @@ import httpx
 import pytest
 
 from pipeline.codebook import load_codebook
-from pipeline.label.app import LabelSession, create_app
+from pipeline.labelling.app import LabelSession, create_app
 from tests.label_store import XSS_BODY, write_demo_store
-from pipeline.label.queue import default_queue, disagreements, order_by_uncertainty, read_queue_file
-from pipeline.label.render import render_markdown
-from pipeline.label.serve import BackgroundServer
-from pipeline.label.sessions import adjudication_session
-from pipeline.label.storage import LabelStore, latest_records
-from pipeline.labels.files import read_labels
+from pipeline.labelling.queue import default_queue, disagreements, order_by_uncertainty, read_queue_file
+from pipeline.labelling.render import render_markdown
+from pipeline.labelling.serve import BackgroundServer
+from pipeline.labelling.sessions import adjudication_session
+from pipeline.labelling.storage import LabelStore, latest_records
+from pipeline.label_files.files import read_labels
 from pipeline.errors import UserError
 from pipeline.store.db import connect
 
@@ -204,7 +204,7 @@ def test_rendered_bodies_are_inert():
     link = render_markdown("[ok](https://example.org) <a href=x>raw</a>")
     assert 'rel="noopener noreferrer"' in link and 'target="_blank"' in link
     # the sanitizer alone (second line of defence) also strips live HTML
-    from pipeline.label.render import sanitize
+    from pipeline.labelling.render import sanitize
     cleaned = sanitize('<p onclick="x()">t</p><script>x()</script><a href="javascript:x()">l</a><iframe></iframe>')
     assert cleaned.startswith("<p>t</p>") and "script" not in cleaned and "javascript" not in cleaned and "iframe" not in cleaned
 
@@ -274,7 +274,7 @@ def test_mine_label_cli_serves_on_loopback_and_prints_its_url(tmp_path, store):
 
 
 def test_bad_rater_and_missing_queue_are_user_errors(tmp_path, store):
-    from pipeline.label.sessions import label_session
+    from pipeline.labelling.sessions import label_session
 
     db, urls, queue = store
     with pytest.raises(UserError, match="rater"):

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from pipeline.codebook import load_codebook
-from pipeline.label.app import LabelSession, create_app
+from pipeline.labelling.app import LabelSession, create_app
 from tests.label_store import write_demo_store
-from pipeline.label.queue import read_queue_file
-from pipeline.label.serve import BackgroundServer
-from pipeline.label.storage import read_records
-from pipeline.labels.files import read_labels
+from pipeline.labelling.queue import read_queue_file
+from pipeline.labelling.serve import BackgroundServer
+from pipeline.labelling.storage import read_records
+from pipeline.label_files.files import read_labels
 from pipeline.paths import PROJECT_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -173,7 +173,7 @@ def _csv(path, rows):
 def test_adjudication_by_keyboard_writes_the_choice(tmp_path, page):
     """Two label files disagree on two issues: the page shows both labels side by side, starts from
     what they agree on, and the adjudicator's keyboard choices land in labels/<adjudicator>.jsonl."""
-    from pipeline.label.sessions import adjudication_session
+    from pipeline.labelling.sessions import adjudication_session
 
     db = tmp_path / "store.db"
     urls = write_demo_store(db, xss=False)
@@ -181,7 +181,7 @@ def test_adjudication_by_keyboard_writes_the_choice(tmp_path, page):
     _csv(a, [(urls[0], "export", "crash", "typo", "", "ann"),
              (urls[1], "node_conversion", "crash", "incompatibility", "external", "ann"),
              (urls[2], "export", "hang", "typo", "", "ann")])
-    from pipeline.label.storage import LabelStore
+    from pipeline.labelling.storage import LabelStore
     ben = LabelStore(tmp_path / "other", "ben", load_codebook())
     ben.save(urls[0], {"stage": "export", "symptom": "crash", "cause": "typo"})                       # agrees
     ben.save(urls[1], {"stage": "node_conversion", "symptom": "wrong_model", "cause": "incompatibility",

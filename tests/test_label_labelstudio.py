@@ -12,11 +12,11 @@ from typer.testing import CliRunner
 
 from pipeline.codebook import load_codebook
 from pipeline.errors import UserError
-from pipeline.label.commands import register
+from pipeline.labelling.commands import register
 from tests.label_store import write_demo_store
-from pipeline.label.labelstudio import export_tasks, import_export, labeling_config
-from pipeline.label.storage import LabelStore, read_records
-from pipeline.labels.files import read_labels
+from pipeline.labelling.labelstudio import export_tasks, import_export, labeling_config
+from pipeline.labelling.storage import LabelStore, read_records
+from pipeline.label_files.files import read_labels
 from pipeline.store.db import connect
 
 LABELS = [

@@ -11,11 +11,11 @@ import pytest
 
 from pipeline.codebook import load_codebook
 from pipeline.errors import UserError
-from pipeline.label.storage import (
+from pipeline.labelling.storage import (
     RECORD_FIELDS, LabelError, LabelStore, append_records, latest_records, read_records,
     validate_label, validate_rater,
 )
-from pipeline.labels.files import read_labels
+from pipeline.label_files.files import read_labels
 
 URL = "https://github.com/pytorch/pytorch/issues/{}"
 GOOD = {"stage": "node_conversion", "symptom": "crash", "cause": "incompatibility", "cause_subtype": "external"}

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from pipeline.codebook import load_codebook
-from pipeline.labels.files import read_labels
+from pipeline.label_files.files import read_labels
 from pipeline.paths import labels_dir
 from pipeline.report.render import render, write_all
 from pipeline.report.tables import build_report

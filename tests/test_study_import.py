@@ -7,7 +7,7 @@ from pathlib import Path
 import openpyxl
 import pandas as pd
 
-from pipeline.labels.study_import import import_study
+from pipeline.label_files.study_import import import_study
 from pipeline.paths import labels_dir
 from tests.helpers import paper_dir, run_mine
 

@@ -89,7 +89,7 @@ def test_estimated_trends_and_figures(tmp_path, mode):
 
 
 def test_full_report_gold_without_store_has_no_trends():
-    from pipeline.labels.files import read_labels
+    from pipeline.label_files.files import read_labels
 
     rep, trends, _ = full_report(read_labels("labels/study.csv"), "gold", None)
     assert trends == {} and rep.tables["stage"][0]["method"] == "gold"
@@ -99,7 +99,7 @@ def test_gold_over_time_from_a_crawled_store(emulator, tmp_path):
     """Labels for crawled issues + their creation dates from the store -> per-year gold tables."""
     from pipeline.crawl.client import GitHubClient
     from pipeline.crawl.crawler import crawl
-    from pipeline.labels.files import read_labels
+    from pipeline.label_files.files import read_labels
     from pipeline.sample.filter import filtered_issues
     from pipeline.sources import load_sources
     from pipeline.store.db import connect

@@ -11,7 +11,7 @@ import pandas as pd
 
 from pipeline.classify.text import describe_kinds, texts_for
 from pipeline.errors import UserError
-from pipeline.labels.files import read_many
+from pipeline.label_files.files import read_many
 from pipeline.paths import labels_dir
 
 

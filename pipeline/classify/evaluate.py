@@ -143,7 +143,7 @@ def cross_val_predictions(
     """Out-of-fold class probabilities and confusion matrices, per dimension, by repeated stratified k-fold CV.
 
     Parameters: ``texts`` and ``embeddings`` (rows aligned with ``labels``, a label table as
-    returned by :func:`pipeline.labels.files.read_labels`); the dimensions to evaluate; the
+    returned by :func:`pipeline.label_files.files.read_labels`); the dimensions to evaluate; the
     ``method`` (``model`` = the classifier built with ``config``, ``majority``, ``tfidf``);
     ``config`` is one :class:`ModelConfig` or one per dimension (default: ``DEFAULT_CONFIGS``);
     ``repeats`` repetitions of ``folds``-fold CV, repetition *r* shuffled with seed ``seed + r``

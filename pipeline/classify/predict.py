@@ -17,7 +17,7 @@ from pipeline.classify.model import IssueModel
 from pipeline.store.db import transaction
 from pipeline.classify.text import describe_kinds, texts_for
 from pipeline.errors import UserError
-from pipeline.labels.files import read_many
+from pipeline.label_files.files import read_many
 
 PREDICTION_COLUMNS = ["url", "converter", "dimension", "category", "probability", "probs", "model_id", "created_at"]
 

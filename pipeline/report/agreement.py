@@ -1,6 +1,6 @@
 """Inter-rater agreement between two label files: Cohen's kappa, raw agreement, disagreements.
 
->>> from pipeline.labels.files import read_labels
+>>> from pipeline.label_files.files import read_labels
 >>> res = agreement(read_labels("labels/pilot-r1.csv"), read_labels("labels/pilot-r2.csv"))
 >>> round(res["dimensions"]["cause"]["kappa"], 2), round(res["dimensions"]["symptom"]["kappa"], 2)
 (0.9, 0.95)
@@ -15,7 +15,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from pipeline.codebook import SUBTYPE_DIMENSION
 from pipeline.errors import UserError
-from pipeline.labels.files import RATED, rated_dimensions
+from pipeline.label_files.files import RATED, rated_dimensions
 
 
 def agreement(a: pd.DataFrame, b: pd.DataFrame) -> dict:

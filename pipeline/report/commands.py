@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
         and the over-time figures (PNG and SVG); --format html prints the self-contained page.
         """
         from pipeline.classify.data import default_label_files
-        from pipeline.labels.files import read_many
+        from pipeline.label_files.files import read_many
         from pipeline.paths import default_db
         from pipeline.report.estimate import DEFAULT_METHOD, METHODS
         from pipeline.report.render import print_report, render
@@ -121,7 +121,7 @@ def register(app: typer.Typer) -> None:
         share lies inside the 95% interval.
         """
         from pipeline.classify.data import default_label_files
-        from pipeline.labels.files import read_many
+        from pipeline.label_files.files import read_many
         from pipeline.report.validate import study_titles, validate_estimates
 
         conn = None
@@ -150,7 +150,7 @@ def register(app: typer.Typer) -> None:
         For each dimension both files rate, over the issues both label: Cohen's kappa
         (scikit-learn), raw agreement, n, and the list of disagreements.
         """
-        from pipeline.labels.files import read_labels
+        from pipeline.label_files.files import read_labels
         from pipeline.report.agreement import agreement
 
         res = agreement(read_labels(file_a), read_labels(file_b))

@@ -5,7 +5,7 @@ A :class:`Report` holds named tables; each table is a list of rows
 codebook category present (zero counts included). Cross tables add the second dimension's id
 (e.g. ``"symptom"``) to each row. Renderers live in :mod:`pipeline.report.render`.
 
->>> from pipeline.labels.files import read_labels
+>>> from pipeline.label_files.files import read_labels
 >>> rep = build_report(read_labels("labels/study.csv"))
 >>> row = next(r for r in rep.tables["stage"] if r["category"] == "node_conversion")
 >>> row["counts"], row["share"]["total"]
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from pipeline.codebook import DIMENSIONS, SUBTYPE_DIMENSION, Codebook, load_codebook
-from pipeline.labels.files import rated_dimensions
+from pipeline.label_files.files import rated_dimensions
 
 TOTAL = "total"
 OTHER_CAUSES = "other_causes"
@@ -150,7 +150,7 @@ def build_report(
     top_k: int = 5,
     rare_symptom_share: float = 0.05,
 ) -> Report:
-    """Every study table over a label table (as read by :func:`pipeline.labels.files.read_labels`).
+    """Every study table over a label table (as read by :func:`pipeline.label_files.files.read_labels`).
 
     Dimensions the labels do not rate are left out (and said so in ``notes``).
     """

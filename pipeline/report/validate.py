@@ -37,7 +37,7 @@ def study_titles(conn: sqlite3.Connection | None = None, paper_dir: Path | str |
         titles = titles_for(conn)
     if titles:
         return titles
-    from pipeline.labels.study_import import import_study
+    from pipeline.label_files.study_import import import_study
     from pipeline.paths import shared_dir
 
     paper = Path(paper_dir) if paper_dir else shared_dir() / "paper"

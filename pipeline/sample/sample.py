@@ -1,6 +1,6 @@
 """Reproducible random samples of the filtered issues, written as labelling queue files.
 
-Queue file format (the labelling tool reads it with :func:`pipeline.label.queue.read_queue_file`;
+Queue file format (the labelling tool reads it with :func:`pipeline.labelling.queue.read_queue_file`;
 :func:`read_queue` here also keeps each URL's converter block), UTF-8 text:
 
 - one GitHub issue URL per line (``https://github.com/OWNER/NAME/issues/N``), in labelling order;

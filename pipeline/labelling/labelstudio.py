@@ -21,8 +21,8 @@ import pandas as pd
 
 from pipeline.codebook import DIMENSIONS, SUBTYPE_DIMENSION, Codebook
 from pipeline.errors import UserError
-from pipeline.label.issues import issue_text, load_issue, predictions_for
-from pipeline.label.storage import LABEL_DIMENSIONS, LabelError, append_records, label_path, make_record, validate_label
+from pipeline.labelling.issues import issue_text, load_issue, predictions_for
+from pipeline.labelling.storage import LABEL_DIMENSIONS, LabelError, append_records, label_path, make_record, validate_label
 from pipeline.sources import parse_issue_url
 
 TO_NAME = "text"

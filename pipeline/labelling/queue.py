@@ -17,8 +17,8 @@ import pandas as pd
 
 from pipeline.codebook import Codebook
 from pipeline.errors import UserError
-from pipeline.label.issues import table_exists
-from pipeline.label.storage import LABEL_DIMENSIONS
+from pipeline.labelling.issues import table_exists
+from pipeline.labelling.storage import LABEL_DIMENSIONS
 from pipeline.sources import issue_url, parse_issue_url
 
 

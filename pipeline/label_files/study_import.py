@@ -21,7 +21,7 @@ from openpyxl.utils import get_column_letter
 
 from pipeline.codebook import SUBTYPE_DIMENSION, Codebook, load_codebook
 from pipeline.errors import UserError
-from pipeline.labels.files import write_csv
+from pipeline.label_files.files import write_csv
 from pipeline.sources import issue_url, parse_issue_url
 
 FAILURE_WORKBOOK = "FailureAnalysis.xlsx"

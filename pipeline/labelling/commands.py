@@ -1,4 +1,4 @@
-"""CLI commands of the label stage (thin wrappers over library calls)."""
+"""CLI commands of the labelling stage (thin wrappers over library calls)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ def _labels_dir(path: Path | None) -> Path:
 
 
 def _serve(session, host: str, port: int) -> None:
-    from pipeline.label.app import create_app
-    from pipeline.label.serve import LOCAL_HOSTS, allowed_hosts_for, bind, serve, url_of
+    from pipeline.labelling.app import create_app
+    from pipeline.labelling.serve import LOCAL_HOSTS, allowed_hosts_for, bind, serve, url_of
 
     if host not in LOCAL_HOSTS:
         _err.print(f"[bold yellow]warning:[/] listening on {host}: the labelling tool has no login; "
@@ -50,7 +50,7 @@ def label(
     labels_dir: Path | None = typer.Option(None, "--labels-dir", help="Folder of the label files (default labels/)."),
 ) -> None:
     """Label issues in a local web page, keyboard first (press ? there for the keys)."""
-    from pipeline.label.sessions import label_session
+    from pipeline.labelling.sessions import label_session
 
     session = label_session(rater, queue_file=queue, db=db, labels_dir=_labels_dir(labels_dir), blind=blind)
     _serve(session, host, port)
@@ -67,7 +67,7 @@ def adjudicate(
     labels_dir: Path | None = typer.Option(None, "--labels-dir", help="Folder of the label files (default labels/)."),
 ) -> None:
     """Settle the issues two label files disagree on, both labels side by side."""
-    from pipeline.label.sessions import adjudication_session
+    from pipeline.labelling.sessions import adjudication_session
 
     session = adjudication_session(file_a, file_b, rater, db=db, labels_dir=_labels_dir(labels_dir), blind=blind)
     _serve(session, host, port)
@@ -90,9 +90,9 @@ def labels_export(
     """Write Label Studio tasks (with pre-annotations) and the matching labelling config; print the config."""
     from pipeline.codebook import load_codebook
     from pipeline.errors import UserError
-    from pipeline.label.labelstudio import export_tasks, labeling_config
-    from pipeline.label.queue import filtered_urls, read_queue_file
-    from pipeline.labels.files import read_labels
+    from pipeline.labelling.labelstudio import export_tasks, labeling_config
+    from pipeline.labelling.queue import filtered_urls, read_queue_file
+    from pipeline.label_files.files import read_labels
     from pipeline.store.db import open_store
 
     if fmt != "label-studio":
@@ -131,8 +131,8 @@ def labels_import(
 ) -> None:
     """Append a Label Studio export's annotations to a rater's label file (all or nothing)."""
     from pipeline.codebook import load_codebook
-    from pipeline.label.labelstudio import import_export
-    from pipeline.label.storage import validate_rater
+    from pipeline.labelling.labelstudio import import_export
+    from pipeline.labelling.storage import validate_rater
 
     path, n, skipped = import_export(file, validate_rater(rater), load_codebook(), _labels_dir(labels_dir))
     _out.print(f"appended {n} labels to {path}" + (f"; {skipped} tasks had no annotation" if skipped else ""))

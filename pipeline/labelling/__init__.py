@@ -1,4 +1,4 @@
-"""label stage: the local labelling web tool and its interop.
+"""labelling stage: the local labelling web tool and its interop (Label Studio).
 
 Modules: ``storage`` (append-only ``labels/<rater>.jsonl``), ``queue`` (what to label, in which
 order; adjudication disagreements), ``issues`` (what the page shows about an issue), ``render``

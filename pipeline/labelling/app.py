@@ -27,9 +27,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from pipeline.codebook import DIMENSIONS, SUBTYPE_DIMENSION, Codebook, load_codebook
-from pipeline.label.issues import load_issue, predictions_for
-from pipeline.label.queue import Disagreement
-from pipeline.label.storage import LABEL_DIMENSIONS, LabelError, LabelStore
+from pipeline.labelling.issues import load_issue, predictions_for
+from pipeline.labelling.queue import Disagreement
+from pipeline.labelling.storage import LABEL_DIMENSIONS, LabelError, LabelStore
 from pipeline.store.db import connect
 
 HERE = Path(__file__).resolve().parent

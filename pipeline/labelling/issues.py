@@ -13,7 +13,7 @@ import sqlite3
 from dataclasses import dataclass, field
 
 from pipeline.classify.text import comment_bodies
-from pipeline.label.render import render_markdown
+from pipeline.labelling.render import render_markdown
 from pipeline.sources import parse_issue_url
 
 _API_COMMIT_RE = re.compile(r"^https://api\.github\.com/repos/([^/]+/[^/]+)/commits/([0-9a-fA-F]{7,40})$")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from pipeline.codebook import load_codebook
 from pipeline.errors import UserError
-from pipeline.label.app import Adjudication, LabelSession
-from pipeline.label.queue import default_queue, disagreements, read_queue_file
-from pipeline.label.storage import latest_records, label_path, validate_rater
-from pipeline.labels.files import read_labels
+from pipeline.labelling.app import Adjudication, LabelSession
+from pipeline.labelling.queue import default_queue, disagreements, read_queue_file
+from pipeline.labelling.storage import latest_records, label_path, validate_rater
+from pipeline.label_files.files import read_labels
 from pipeline.paths import default_db
 from pipeline.store.db import open_store
 

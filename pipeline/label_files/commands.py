@@ -1,4 +1,4 @@
-"""CLI commands of the labels stage: ``mine import-study``."""
+"""CLI commands of the label-files stage: ``mine import-study``."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
         (the drift check). Spellings and number codes are mapped through labels/codebook.yaml;
         anything unknown stops the import with the sheet, row and column at fault.
         """
-        from pipeline.labels.study_import import import_study
+        from pipeline.label_files.study_import import import_study
 
         console = Console()
         result = import_study(paper_dir, out_dir=out)

@@ -1,1 +1,0 @@
-"""Label files: the study's imported labels and labelling-session files (CSV and JSONL)."""
