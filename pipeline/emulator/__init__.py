@@ -4,6 +4,7 @@
 ``run_emulator``) serving deterministic synthetic issues of pytorch/pytorch and
 onnx/tensorflow-onnx (``pipeline.emulator.data``) in GitHub's JSON shapes
 (``pipeline.emulator.render``), with GitHub's pagination, conditional requests, rate limits
-and injectable faults. ``pipeline.emulator.replay`` parses PyGithub's recordings of the real
+and injectable faults; ``pipeline.emulator.corpus`` reads files of real issues that it serves
+beside or instead of the synthetic ones. ``pipeline.emulator.replay`` parses PyGithub's recordings of the real
 API, which the tests use to check those shapes. CLI: ``mine emulate``.
 """

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 from rich.console import Console
@@ -34,9 +36,25 @@ def register(app: typer.Typer) -> None:
             0, "--secondary-every", help="Every K-th request hits the secondary limit (403/429, Retry-After: 1); 0 = off."),
         truncate_rate: float = typer.Option(
             0.0, "--truncate-rate", help="Fraction of 200 responses whose JSON body is cut in the middle."),
+        corpus: Optional[List[Path]] = typer.Option(
+            None, "--corpus", metavar="FILE",
+            help="Also serve the real issues of this JSONL file (format of ../shared/github-issues) under their "
+                 "repository and number, with their state and labels as the file says (repeatable)."),
+        relevant_corpus: Optional[List[Path]] = typer.Option(
+            None, "--relevant-corpus", metavar="FILE",
+            help="Serve this file's issues as the study saw them when it sampled them: closed, with their "
+                 "source's required labels and none of its excluded ones (repeatable)."),
+        sources_file: Optional[Path] = typer.Option(
+            None, "--sources", metavar="FILE", help="Sources YAML whose rules --relevant-corpus applies (default: pipeline/sources.yaml)."),
+        synthetic: bool = typer.Option(True, "--synthetic/--no-synthetic", help="Serve synthetic issues too; --no-synthetic serves only the corpus issues."),
     ) -> None:
         """Serve a local GitHub REST API emulator with synthetic pytorch/pytorch and
-        onnx/tensorflow-onnx issues, timelines, rate limits and injected faults.
+        onnx/tensorflow-onnx issues (and real ones from --corpus files), timelines, rate
+        limits and injected faults.
+
+        Real issues keep their title, body, labels and comments byte for byte; their
+        timelines carry one `commented` event per comment and a `closed` (or `referenced`)
+        event with a commit, so the study's data-availability filter keeps them.
 
         Point a crawler at the printed URL (e.g. `mine crawl --api-url URL`). Admin endpoints:
         GET /_emulator/stats, POST /_emulator/touch?repo=OWNER/NAME&n=K (K issues change),
@@ -48,7 +66,9 @@ def register(app: typer.Typer) -> None:
 
         cfg = EmulatorConfig(seed=seed, issues=issues, latency_ms=latency_ms, error_rate=error_rate,
                              rate_limit=rate_limit, reset_seconds=reset_seconds, secondary_every=secondary_every,
-                             truncate_rate=truncate_rate, host=host, port=port)
+                             truncate_rate=truncate_rate, host=host, port=port,
+                             corpus=tuple(map(str, corpus or ())), relevant_corpus=tuple(map(str, relevant_corpus or ())),
+                             sources=str(sources_file) if sources_file else None, synthetic=synthetic)
         try:
             emu = Emulator(cfg)
             url = emu.url  # binds the socket, so a busy port fails here
@@ -58,8 +78,11 @@ def register(app: typer.Typer) -> None:
             raise UserError(f"emulate: cannot listen on {host}:{port}: {e.strerror or e}") from None
         console = Console(highlight=False)
         console.print(f"GitHub emulator listening on {url}", soft_wrap=True)
-        console.print(f"  {issues} issues per repository (seed {seed}): pytorch/pytorch, onnx/tensorflow-onnx; "
-                      "Ctrl-C to stop", soft_wrap=True)
+        ds = emu.dataset
+        real = sum(1 for recs in ds.issues.values() for x in recs.values() if x.real)
+        served = ", ".join(ds.repo_names)
+        what = f"{issues} synthetic issues per repository (seed {seed})" if synthetic else "no synthetic issues"
+        console.print(f"  {what}, {real} real issues from corpus files: {served}; Ctrl-C to stop", soft_wrap=True)
         # SIGTERM (e.g. from a script that started us) stops as cleanly as Ctrl-C.
         signal.signal(signal.SIGTERM, _interrupt)
         try:

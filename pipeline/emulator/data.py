@@ -16,15 +16,34 @@ Shape of the data, per default repository:
   untrusted.
 * Timelines exercise every rule of the study's data-availability filter (see
   ``LINKAGE_KINDS``), plus noise events; some exceed 30 events, a few exceed 100.
+
+Real issues (``corpus=``, records of :mod:`pipeline.emulator.corpus`) are served beside or
+instead of the synthetic ones (``synthetic=False``), under their real repository and number,
+with their title, body, labels and comments exactly as given. The file has days, not times:
+each entry of a thread (description, then comments) gets a time within its day fixed by the
+issue's URL, in the thread's order. The timeline is what the study's data-availability filter
+keeps: ``labeled`` events for the labels, one ``commented`` event per comment (author, time,
+body), then a ``closed`` event with a ``commit_id`` (closed issues) or a ``referenced`` event
+with one (open issues); ``updated_at`` is the last event. A missing author is served as
+``ghost``, GitHub's login for deleted accounts; a missing body as ``null``. An issue dated
+nowhere (no day, no comments) takes the day of the nearest lower-numbered dated issue of its
+repository in the corpus (issue numbers grow with time), else of the nearest higher one.
+Corpus issues never enter synthetic timelines, so adding a corpus changes no synthetic issue.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Iterable
+from datetime import date, datetime, timezone
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
+
+from pipeline.errors import UserError
+
+if TYPE_CHECKING:
+    from pipeline.emulator.corpus import CorpusIssue
 
 DEFAULT_REPOS = ("pytorch/pytorch", "onnx/tensorflow-onnx")
 
@@ -99,7 +118,7 @@ class IssueRecord:
     id: int
     is_pr: bool
     title: str
-    body: str
+    body: str | None
     author: str
     author_association: str
     labels: list[str]
@@ -113,6 +132,7 @@ class IssueRecord:
     linkage: str = "none"
     events: list[Event] = field(default_factory=list)
     merged_at: int | None = None
+    real: bool = False  # from a corpus file, not synthetic
 
     @property
     def comments(self) -> int:
@@ -197,10 +217,16 @@ MAINTAINERS = {
     "onnx/tensorflow-onnx": ["tf2onnx-maint-a", "tf2onnx-maint-b"],
 }
 BOT = "emu-mergebot[bot]"
+# GitHub's placeholder account for deleted users (id 10137); served where a corpus excerpt does
+# not name the author
+GHOST = "ghost"
+GHOST_ID = 10137
 
 
 def user_id(login: str) -> int:
-    """A stable numeric id for a synthetic login."""
+    """A stable numeric id for a login (GitHub's own id for ``ghost``)."""
+    if login == GHOST:
+        return GHOST_ID
     return 1_000_000 + int(hashlib.sha1(login.encode()).hexdigest()[:7], 16)
 
 
@@ -324,13 +350,24 @@ _KINDS = ("unsupported", "unsupported", "wrong", "shape", "optimizer", "build", 
 
 
 class Dataset:
-    """All synthetic repositories, issues and timelines for one configuration."""
+    """All repositories, issues and timelines for one configuration.
 
-    def __init__(self, seed: int = 0, issues: int = 200, repos: Iterable[str] = DEFAULT_REPOS):
+    ``issues`` synthetic issues per repository (``sizes`` overrides it per repository; none
+    with ``synthetic=False``), plus the real ``corpus`` issues (see the module docstring).
+    """
+
+    def __init__(self, seed: int = 0, issues: int = 200, repos: Iterable[str] = DEFAULT_REPOS, *,
+                 corpus: Sequence["CorpusIssue"] = (), synthetic: bool = True,
+                 sizes: Mapping[str, int] | None = None):
         if issues < 0:
             raise ValueError("issues must be >= 0")
+        bad = {r: n for r, n in (sizes or {}).items() if n < 0}
+        if bad:
+            raise ValueError(f"issues per repository must be >= 0, got {bad}")
         self.seed = seed
         self.n_issues = issues
+        self.synthetic = synthetic
+        self.sizes = {r.lower(): n for r, n in (sizes or {}).items()}
         self.users = _user_pool(seed)
         self.repos: dict[str, RepoInfo] = {}
         self.issues: dict[str, dict[int, IssueRecord]] = {}
@@ -346,7 +383,7 @@ class Dataset:
                              if full == "pytorch/pytorch" else "Convert TensorFlow, Keras, Tensorflow.js and Tflite models to ONNX"),
                 created_at=int(datetime(2016, 8, 13, 5, 26, 41, tzinfo=timezone.utc).timestamp()) if k == 0
                 else int(datetime(2018, 3, 23, 17, 3, 5, tzinfo=timezone.utc).timestamp()),
-                label_colors=PT_LABELS if full == "pytorch/pytorch" else TF_LABELS,
+                label_colors=dict(PT_LABELS if full == "pytorch/pytorch" else TF_LABELS),
             )
             self.issues[full] = self._base_issues(k, full)
         for k, full in enumerate(self.repo_names):
@@ -355,6 +392,8 @@ class Dataset:
         for k, full in enumerate(FOREIGN_REPOS):
             self.repos.setdefault(full, RepoInfo(full_name=full, id=150_000_000 + k, description=f"{full} (foreign)",
                                                  created_at=START, label_colors={}, language="C++"))
+        # after every synthetic timeline: real issues never become synthetic cross-reference sources
+        self._add_corpus(corpus)
 
     # ---- lookups
 
@@ -387,10 +426,15 @@ class Dataset:
 
     # ---- generation
 
+    def n_synthetic(self, repo: str) -> int:
+        """Synthetic issues (pull requests not counted) of ``repo``."""
+        return self.sizes.get(repo.lower(), self.n_issues) if self.synthetic else 0
+
     def _base_issues(self, k: int, repo: str) -> dict[int, IssueRecord]:
         r = rng_for(self.seed, repo, "base")
-        n_prs = self.n_issues // 4
-        kinds = [False] * self.n_issues + [True] * n_prs
+        n = self.n_synthetic(repo)
+        n_prs = n // 4
+        kinds = [False] * n + [True] * n_prs
         r.shuffle(kinds)
         total = len(kinds)
         times = sorted(r.randint(START, END - 86400 * 40) for _ in range(total))
@@ -608,6 +652,69 @@ class Dataset:
                 state_reason=rec.state_reason)
         rec.linkage = kind
 
+    # ---- real issues
+
+    def _serve_repo(self, repo: str) -> str:
+        """The served spelling of ``repo``, adding it (no synthetic issues) when it is new."""
+        owner, _, name = repo.partition("/")
+        full = self.canonical_repo(owner, name)
+        if full is None:
+            full = repo
+            self.repo_names += (full,)
+            self.repos[full] = RepoInfo(full_name=full, id=170_000_000 + 1000 * len(self.repo_names),
+                                        description=full, created_at=START, label_colors={})
+            self.issues[full] = {}
+        return full
+
+    def _add_corpus(self, corpus: Sequence["CorpusIssue"]) -> None:
+        undated = _undated_days(corpus)
+        for item in corpus:
+            full = self._serve_repo(item.repo)
+            if item.number in self.issues[full]:
+                raise UserError(f"{item.where}: {item.url} has the number of a synthetic issue "
+                                "(serve the corpus alone: --no-synthetic)")
+            colors = self.repos[full].label_colors
+            for lab in item.labels:
+                colors.setdefault(lab, sha1("label", lab)[:6])
+            self.issues[full][item.number] = self._corpus_record(full, item, undated.get((full.lower(), item.number)))
+
+    def _corpus_record(self, full: str, item: "CorpusIssue", day: str | None) -> IssueRecord:
+        k = self.repo_names.index(full)
+        key = f"{full.lower()}#{item.number}"
+        r = rng_for("corpus", key)  # real issues look the same whatever the seed
+        first = item.created_at or (item.comments[0].created_at if item.comments else day) or iso(START)[:10]
+        times = thread_times(key, [first] + [c.created_at for c in item.comments])
+        maint = MAINTAINERS.get(full, ["maintainer"])
+        base_id = 100_000_000_000 + 10_000_000_000 * k + item.number * 10_000
+        evs: list[Event] = []
+
+        def add(kind: str, at: int, actor: str, **data) -> None:
+            evs.append(Event(kind=kind, at=at, actor=actor, id=len(evs), data=data))
+
+        created = times[0]
+        for j, lab in enumerate(item.labels):
+            add("labeled", created + 60 * (j + 1), maint[j % len(maint)], label=lab)
+        for c, at in zip(item.comments, times[1:]):
+            add("commented", at, c.author or GHOST, body=c.body, association="NONE")
+        closed = item.state == "closed"
+        end = times[-1] + 600 + r.randint(0, 3 * 3600)
+        fix = sha1("corpus", key, "fix")
+        if closed:
+            add("closed", end, maint[0], commit_id=fix, state_reason="completed")
+        else:
+            add("referenced", end, maint[0], commit_id=fix)
+        evs.sort(key=lambda e: (e.at, e.id))
+        for seq, e in enumerate(evs, 1):  # ids grow with time, as GitHub's do
+            e.id = base_id + seq
+        return IssueRecord(
+            repo=full, number=item.number, id=4_000_000_000 + 100_000_000 * k + item.number, is_pr=False,
+            title=item.title, body=item.body, author=item.author or GHOST, author_association="NONE",
+            labels=list(item.labels), state=item.state, created_at=created,
+            updated_at=max(e.at for e in evs), closed_at=end if closed else None,
+            closed_by=maint[0] if closed else None, state_reason="completed" if closed else None,
+            assignee=None, linkage="closed_commit" if closed else "referenced_commit", events=evs, real=True,
+        )
+
     # ---- mutation
 
     def touch(self, repo: str, n: int, now: int) -> list[int]:
@@ -638,6 +745,48 @@ class Dataset:
             ))
             rec.updated_at = t
         return [x.number for x in chosen]
+
+
+def _day_start(day: str) -> int:
+    return int(datetime.combine(date.fromisoformat(day), datetime.min.time(), tzinfo=timezone.utc).timestamp())
+
+
+def thread_times(key: str, days: Sequence[str]) -> list[int]:
+    """Epoch seconds for the entries of one thread given their days (non-decreasing): each run of
+    entries on the same day starts between 08:00 and 12:00 UTC (fixed by ``key`` and the day) and
+    is spread over the rest of that day, so the times keep the thread's order and stay in their day."""
+    out: list[int] = []
+    i = 0
+    while i < len(days):
+        j = i
+        while j < len(days) and days[j] == days[i]:
+            j += 1
+        start = 8 * 3600 + int(sha1("time", key, days[i])[:8], 16) % (4 * 3600)
+        step = max(1, min(5400, (86399 - start) // (j - i)))
+        base = _day_start(days[i])
+        out += [base + start + q * step for q in range(j - i)]
+        i = j
+    return out
+
+
+def _undated_days(corpus: Sequence["CorpusIssue"]) -> dict[tuple[str, int], str]:
+    """``(repo, number) -> day`` for the issues that carry no day at all: the day of the nearest
+    lower-numbered dated issue of the same repository, else of the nearest higher one."""
+    dated: dict[str, list[tuple[int, str]]] = {}
+    for x in corpus:
+        day = x.created_at or (x.comments[0].created_at if x.comments else None)
+        if day:
+            dated.setdefault(x.repo.lower(), []).append((x.number, day))
+    out = {}
+    for x in corpus:
+        if x.created_at or x.comments:
+            continue
+        known = sorted(dated.get(x.repo.lower(), []))
+        if not known:
+            continue
+        i = bisect.bisect_left(known, (x.number, ""))
+        out[(x.repo.lower(), x.number)] = known[i - 1][1] if i > 0 else known[0][1]
+    return out
 
 
 def study_relevant(rec: IssueRecord) -> bool:
@@ -674,7 +823,8 @@ def expected_issue_numbers(cfg, repo: str, state: str = "open", labels: Iterable
     """Numbers the emulator lists for ``GET /repos/{repo}/issues?state=..&labels=..`` with a
     fresh dataset of ``cfg`` (an ``EmulatorConfig`` or anything with ``seed`` and ``issues``),
     newest first (GitHub's default sort). ``include_prs=False`` drops pull requests."""
-    ds = Dataset(seed=cfg.seed, issues=cfg.issues)
+    ds = Dataset(seed=cfg.seed, issues=cfg.issues, synthetic=getattr(cfg, "synthetic", True),
+                 sizes=getattr(cfg, "repo_issues", None))
     recs = filter_issues(ds.issues[repo].values(), state=state, labels=labels)
     return [x.number for x in sorted(recs, key=lambda x: (x.created_at, x.number), reverse=True)
             if include_prs or not x.is_pr]

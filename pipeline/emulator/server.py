@@ -1,7 +1,8 @@
 """A local HTTP server that behaves like api.github.com for what an issue crawler uses.
 
 Serves deterministic synthetic data (see :mod:`pipeline.emulator.data`) for
-``pytorch/pytorch`` and ``onnx/tensorflow-onnx``::
+``pytorch/pytorch`` and ``onnx/tensorflow-onnx``, and real issues of corpus files
+(``EmulatorConfig.corpus`` / ``relevant_corpus``, see :mod:`pipeline.emulator.corpus`)::
 
     from pipeline.emulator.server import EmulatorConfig, run_emulator
     with run_emulator(EmulatorConfig(issues=60)) as emu:
@@ -42,13 +43,14 @@ import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from pipeline.emulator import render
+from pipeline.emulator.corpus import served_corpus
 from pipeline.emulator.data import Dataset, filter_issues
 
 DOCS = "https://docs.github.com/rest"
@@ -74,12 +76,22 @@ class EmulatorConfig:
     truncate_rate: float = 0.0
     host: str = "127.0.0.1"
     port: int = 0
+    # real issues (JSONL files, see pipeline.emulator.corpus): served as the file says, or as the
+    # study saw them when it sampled them (closed, with the source's labels; rules from `sources`)
+    corpus: tuple[str, ...] = ()
+    relevant_corpus: tuple[str, ...] = ()
+    sources: str | None = None
+    synthetic: bool = True  # False: only the corpus issues
+    repo_issues: dict[str, int] = field(default_factory=dict)  # synthetic issues per repository, overriding `issues`
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first out-of-range field."""
         for name in ("issues", "latency_ms", "rate_limit", "secondary_every", "port"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for repo, n in self.repo_issues.items():
+            if n < 0:
+                raise ValueError(f"repo_issues[{repo!r}] must be >= 0, got {n}")
         if self.port > 65535:
             raise ValueError(f"port must be within [0, 65535], got {self.port}")
         if self.reset_seconds <= 0:
@@ -143,7 +155,9 @@ class Emulator:
     def __init__(self, cfg: EmulatorConfig | None = None):
         self.cfg = cfg or EmulatorConfig()
         self.cfg.validate()
-        self.dataset = Dataset(seed=self.cfg.seed, issues=self.cfg.issues)
+        corpus = served_corpus(self.cfg.corpus, self.cfg.relevant_corpus, self.cfg.sources)
+        self.dataset = Dataset(seed=self.cfg.seed, issues=self.cfg.issues, corpus=corpus,
+                               synthetic=self.cfg.synthetic, sizes=self.cfg.repo_issues)
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -227,7 +241,7 @@ class Emulator:
                 "truncated": self._counts["truncated"],
                 "not_found": self._counts["not_found"],
                 "touched": self._counts["touched"],
-                "config": asdict(self.cfg),
+                "config": json.loads(_dump(asdict(self.cfg))),  # JSON-shaped: tuples as lists
             }
 
     def reset_stats(self) -> None:
