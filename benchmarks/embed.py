@@ -6,7 +6,7 @@ builder from issues crawled from the project's GitHub emulator (real HTTP on 127
 temporary store. "cold" embeds into an empty cache; "cached" repeats the same call, which must
 embed nothing. Model loading is timed apart.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/embed.py [--issues 200] [--batch-size 32] [--model PATH]
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/embed.py [--issues 200] [--batch-size 32] [--embedding-model PATH]
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 from pipeline.classify.embed import EmbedStats, Embedder, embed_texts  # noqa: E402
-from pipeline.classify.text import texts_for, token_counter  # noqa: E402
+from pipeline.classify.features import text_part  # noqa: E402
+from pipeline.classify.model import DEFAULT_SPEC  # noqa: E402
+from pipeline.classify.text import issue_docs, token_counter  # noqa: E402
 from pipeline.paths import shared_dir  # noqa: E402
 from pipeline.store.db import connect  # noqa: E402
 
@@ -66,7 +68,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--issues", type=int, default=200, help="emulator issues per repository (full texts)")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--model", default=None, help="local model folder [default: the bundled all-MiniLM-L6-v2]")
+    ap.add_argument("--embedding-model", dest="model", default=None, help="local model folder [default: the bundled all-MiniLM-L6-v2]")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="embed-bench-") as d:  # the stores are removed afterwards
@@ -79,9 +81,10 @@ def run(tmp: Path, args: argparse.Namespace) -> None:
     conn = connect(tmp / "store.db")
     count = token_counter()
     t1 = time.perf_counter()
-    full, _ = texts_for(conn, urls, "full", count_tokens=count)
+    docs = issue_docs(conn, urls)
+    full = {u: text_part(d, DEFAULT_SPEC, count) for u, d in docs.items()}
     t_text = time.perf_counter() - t1
-    titles = study_titles() or list(texts_for(conn, urls, "title")[0].values())
+    titles = study_titles() or [d.title for d in docs.values()]
     conn.close()
     print(f"crawled {len(urls)} emulator issues in {t1 - t0:.1f} s; built {len(full)} full texts in {t_text:.2f} s "
           f"({len(full) / t_text:.0f} issues/s); mean {sum(count(t) for t in full.values()) / len(full):.0f} word pieces/text")

@@ -9,8 +9,10 @@ One run:
    folder, so issues crawled in between (a manual ``mine crawl``, a run that failed before its
    summary) are still reported once; the first run compares with the store as it was before
    its own crawl;
-3. trains the classifier on the label files (titles; see :mod:`pipeline.report.estimate`),
-   stores its predictions for the changed issues in ``predictions``;
+3. takes the trained model the labels call current (the shipped one, ``data/model`` from
+   ``mine train``, or a retrain when the labels say one is due, cached beside the store; see
+   :mod:`pipeline.classify.resolve`), stores its predictions for the changed issues in
+   ``predictions``;
 4. writes the report (``report.html``, ``report.json``, ``report.md`` and every table and
    figure) over every filtered issue (``--from both``: human labels where they exist, corrected
    estimates for the rest), and the change summary (``changes.md``, ``changes.json``): new and
@@ -129,7 +131,7 @@ def run_nightly(
     max_wait: float | None = 600.0,
     bootstrap: int = 500,
     concurrency: int = 4,
-    titles: dict[str, str] | None = None,
+    model_path: Path | str | None = None,
     validation: dict | None = None,
     log=print,
 ) -> NightlyResult:
@@ -176,17 +178,18 @@ def run_nightly(
     kept = {r["url"]: r for r in filtered_issues(conn)}
     res.filtered = len(kept)
 
-    # 3. train, classify the changed issues, estimate
+    # 3. the model, predictions for the changed issues, estimates
     data = None
     predicted: dict[str, dict[str, str]] = {}
     try:
-        # the trained classifier and its measured errors are cached until labels or classifier change
-        data = load_store_data(conn, labels, titles=titles, cache_dir=out / "cache") if kept else None
+        data = load_store_data(conn, labels, model_path=model_path, cache_dir=Path(db).parent / "models",
+                               log=log) if kept else None
     except UserError as e:
         # said once, in the change summary
         res.notes.append(f"no predictions ({e}): the report counts the {len(labels)} human-labelled issues only")
     if data is not None:
-        predicted = _classify_changed(conn, data, new_urls + upd_urls, out)
+        predicted = _classify_changed(conn, data, new_urls + upd_urls)
+        res.notes.append(f"classifier: {data.evidence.model_note}")
         res.source = "both"
     else:
         res.source = "gold"
@@ -239,17 +242,15 @@ def _display(dim: str, cat: str) -> str:
     return category_name(load_codebook(), dim, cat) if cat else ""
 
 
-def _classify_changed(conn, data, urls: list[str], out: Path) -> dict[str, dict[str, str]]:
-    """Store the classifier's predictions of ``urls`` (table ``predictions``); return the top category per dimension."""
+def _classify_changed(conn, data, urls: list[str]) -> dict[str, dict[str, str]]:
+    """Store the model's predictions of ``urls`` (table ``predictions``); return the top category per dimension."""
     from pipeline.classify.embed import Embedder
     from pipeline.classify.predict import classify_issues
 
     if not urls:
         return {}
     model = data.evidence.model
-    model.metadata.setdefault("text_kind", "title")
-    model.save(out / "model.joblib")  # gives the predictions a model id that names this run's model
-    classify_issues(conn, model, Embedder(), urls, text_kind="title", progress=False)
+    classify_issues(conn, model, Embedder(), urls, progress=False)
     got: dict[str, dict[str, str]] = {}
     marks = ",".join("?" for _ in urls)
     for u, dim, cat in conn.execute(
@@ -309,6 +310,7 @@ def register(app: typer.Typer) -> None:
         max_wait: float = typer.Option(600.0, "--max-wait", help="Longest rate-limit wait (seconds) before stopping as partial (exit 3)."),
         bootstrap: int = typer.Option(500, "--bootstrap", min=0, help="Bootstrap replicates of the intervals."),
         validation: Optional[Path] = typer.Option(None, "--validation", help="JSON of `mine validate-estimates --save`, shown in the report's 'how the numbers were made'."),
+        model_dir: Optional[Path] = typer.Option(None, "--model", help="Trained model folder [default: data/model if current for the labels, else the shipped model; a retrain when due is cached beside the store]."),
     ) -> None:
         """Crawl incrementally, filter, classify what is new, write the report and a change summary.
 
@@ -324,7 +326,7 @@ def register(app: typer.Typer) -> None:
         console = Console(highlight=False, soft_wrap=True)  # cron logs: one line per message, URLs unbroken
         try:
             res = run_nightly(db or default_db(), out, api_url=api_url, token=os.environ.get("GITHUB_TOKEN"),
-                              label_files=label_files, max_wait=max_wait, bootstrap=bootstrap,
+                              label_files=label_files, max_wait=max_wait, bootstrap=bootstrap, model_path=model_dir,
                               validation=load_validation(validation), log=lambda m: console.print(m, markup=False))
         except Exception as e:  # a failure of the run itself: one line, exit 1 (user errors keep exit 2)
             from pipeline.errors import UserError

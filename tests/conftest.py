@@ -21,3 +21,20 @@ def emulator(request):
     cfg = EmulatorConfig(**{"issues": 60, **overrides})
     with run_emulator(cfg) as emu:
         yield emu
+
+
+@pytest.fixture(scope="session")
+def study_store(tmp_path_factory):
+    """A store holding the study's 150 issues with real text, crawled from the emulator serving
+    ``../shared/github-issues/study-issues.jsonl``, and the titles of all 200 (skipped without ../shared).
+
+    Tests must not write to it (copy it first)."""
+    from pipeline.study_store import build_study_store
+    from tests.helpers import paper_dir, shared_issues
+
+    paper_dir()
+    shared_issues()
+    db = tmp_path_factory.mktemp("study") / "study.db"
+    built = build_study_store(db, log=lambda m: None)
+    assert built.crawled == 150 and built.titles >= 200
+    return db

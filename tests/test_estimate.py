@@ -130,3 +130,40 @@ def test_estimated_counts_of_a_column_add_up_to_its_issues():
     assert [round(sum(r["counts"][c] for r in rows), 6) for c in ("a", "b", "total")] == [20, 21, 41]
     assert all(abs(r["counts"][c] - float(est.groups[c].counts[j])) <= 0.1 + 1e-9
                for j, r in enumerate(rows) for c in ("a", "b", "total"))
+
+
+def test_each_target_kind_is_corrected_by_training_issues_of_its_own_kind():
+    """A model trained on mixed text errs differently on titles than on full text: a crawled (full-text)
+    target must be corrected by what the full-text training issues say, not by the titles' errors."""
+    rng = np.random.default_rng(7)
+    k = 2
+    truth = [0.3, 0.7]
+
+    def kind_sample(n, kind):
+        y = rng.choice(k, n, p=truth)
+        # on full text the classifier is sharp; on titles it leans to category 0 whatever the truth
+        p = np.where(y[:, None] == np.arange(k), 0.85, 0.15) if kind == "full" else np.tile([0.7, 0.3], (n, 1))
+        return y, p
+
+    yf, pf = kind_sample(300, "full")
+    yt, pt = kind_sample(300, "title")
+    cal = Calibration(["x", "y"], np.concatenate([yf, yt]), np.vstack([pf, pt]), kinds=["full"] * 300 + ["title"] * 300)
+    y_target, p_target = kind_sample(400, "full")
+    gold = np.bincount(y_target, minlength=k) / len(y_target)
+    matched = estimate_groups(cal, p_target, ["a"] * 400, method="rpcc", bootstrap=0, target_kinds=["full"] * 400)
+    pooled = estimate_groups(cal, p_target, ["a"] * 400, method="rpcc", bootstrap=0, target_kinds=["full"] * 400,
+                             match_kinds=False)
+    err_matched = abs(matched.groups["a"].shares - gold).max()
+    err_pooled = abs(pooled.groups["a"].shares - gold).max()
+    assert err_matched < 0.05 < err_pooled
+    # too few training issues of a kind: that kind falls back to all of them
+    few = Calibration(["x", "y"], np.concatenate([yf, yt[:10]]), np.vstack([pf, pt[:10]]),
+                      kinds=["full"] * 300 + ["title"] * 10)
+    t = estimate_groups(few, p_target[:50], ["a"] * 50, method="rpcc", bootstrap=0, target_kinds=["title"] * 50)
+    p = estimate_groups(few, p_target[:50], ["a"] * 50, method="rpcc", bootstrap=0, target_kinds=["title"] * 50,
+                        match_kinds=False)
+    assert np.allclose(t.groups["a"].shares, p.groups["a"].shares)
+    # intervals are drawn per kind too, and hold the gold share
+    est = estimate_groups(cal, p_target, ["a"] * 400, method="rpcc", bootstrap=300, seed=1, target_kinds=["full"] * 400)
+    g = est.groups["a"]
+    assert ((g.low <= gold) & (gold <= g.high)).all()

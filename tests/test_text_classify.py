@@ -7,8 +7,9 @@ import json
 import pytest
 
 from pipeline.classify.embed import default_model_path
-from pipeline.classify.text import (MODEL_MAX_TOKENS, approx_tokens, build_issue_text, error_lines, markdown_to_text,
-                                    texts_for, token_counter)
+from pipeline.classify.features import FeatureSpec, chunk_text, embedding_inputs, text_part
+from pipeline.classify.text import (MODEL_MAX_TOKENS, IssueDoc, approx_tokens, build_issue_text, error_lines, issue_docs,
+                                    markdown_to_text, token_counter)
 from pipeline.classify.titles import record_titles
 from pipeline.store.db import connect
 
@@ -74,19 +75,46 @@ def test_huge_single_error_line_is_cut(count):
     assert count(text) <= MODEL_MAX_TOKENS - 2
 
 
-def test_texts_for_title_and_full(tmp_path, count):
+def _store_with_one_crawled_issue(tmp_path):
     conn = connect(tmp_path / "s.db")
     url_crawled = "https://github.com/pytorch/pytorch/issues/1"
     url_title = "https://github.com/onnx/tensorflow-onnx/issues/2"
     conn.execute(
         "INSERT INTO issues(repo, number, source, url, title, body, state, raw, fetched_at) VALUES (?,?,?,?,?,?,?,?,?)",
         ("pytorch/pytorch", 1, "torch.onnx", url_crawled, "Crawled title", BODY, "closed", "{}", "now"))
+    for seq, body in ((2, "second: error: opset 9 lacks unfold"), (1, "first comment")):  # stored out of order
+        conn.execute("INSERT INTO timeline_events(repo, number, seq, event, raw) VALUES (?,?,?,?,?)",
+                     ("pytorch/pytorch", 1, seq, "commented", json.dumps({"event": "commented", "body": body})))
     conn.execute("INSERT INTO timeline_events(repo, number, seq, event, raw) VALUES (?,?,?,?,?)",
-                 ("pytorch/pytorch", 1, 1, "commented", json.dumps({"event": "commented", "body": "error: opset 9 lacks unfold"})))
+                 ("pytorch/pytorch", 1, 3, "closed", json.dumps({"event": "closed", "commit_id": "abc"})))
     assert record_titles(conn, [(url_title, "  Only a   title "), ("https://github.com/x/y/issues/3", "")]) == 1
-    texts, kinds = texts_for(conn, [url_crawled, url_title, "https://github.com/x/y/issues/9"], "full", count_tokens=count)
-    assert kinds == {url_crawled: "full", url_title: "title"}
-    assert texts[url_title] == "Only a title"
-    assert texts[url_crawled].startswith("Crawled title\n" + ERROR) and "error: opset 9 lacks unfold" in texts[url_crawled]
-    texts, kinds = texts_for(conn, [url_crawled, url_title], "title")
-    assert texts == {url_crawled: "Crawled title", url_title: "Only a title"} and set(kinds.values()) == {"title"}
+    return conn, url_crawled, url_title
+
+
+def test_issue_docs_one_text_policy(tmp_path):
+    conn, url_crawled, url_title = _store_with_one_crawled_issue(tmp_path)
+    docs = issue_docs(conn, [url_crawled, url_title, "https://github.com/x/y/issues/9"])
+    assert list(docs) == [url_crawled, url_title]  # no text at all: left out
+    full, title = docs[url_crawled], docs[url_title]
+    assert full.kind == "full" and full.title == "Crawled title" and full.body == BODY
+    assert full.comments == ("first comment", "second: error: opset 9 lacks unfold")  # in thread order, bodies only
+    assert title == IssueDoc(url_title, "Only a title") and title.kind == "title"
+    assert full.as_title() == IssueDoc(url_crawled, "Crawled title")
+    assert issue_docs(conn, [url_crawled], max_comments=1)[url_crawled].comments == ("first comment",)
+
+
+def test_feature_parts_of_full_and_title_only_issues(tmp_path, count):
+    conn, url_crawled, url_title = _store_with_one_crawled_issue(tmp_path)
+    docs = issue_docs(conn, [url_crawled, url_title])
+    spec = FeatureSpec(blocks=("title", "text", "chunks", "errors"))
+    full = embedding_inputs(docs[url_crawled], spec, count)
+    assert full["title"] == ["Crawled title"]
+    assert full["text"][0].startswith("Crawled title\n" + ERROR) and "error: opset 9 lacks unfold" in full["text"][0]
+    assert full["text"][0] == text_part(docs[url_crawled], spec, count)
+    assert count(full["text"][0]) <= MODEL_MAX_TOKENS - 2
+    assert len(full["chunks"]) >= 2 and all(count(c) <= MODEL_MAX_TOKENS - 2 for c in full["chunks"])
+    assert "Some more words" in " ".join(full["chunks"])  # the whole thread, not only what fits the first piece
+    assert ERROR in full["errors"][0]
+    # known only by its title: every part is the title, so both kinds share one feature space
+    assert embedding_inputs(docs[url_title], spec, count) == {b: ["Only a title"] for b in spec.blocks}
+    assert chunk_text("", 10, count) == [""]

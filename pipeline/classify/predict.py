@@ -12,11 +12,12 @@ from typing import Sequence
 import pandas as pd
 
 from pipeline.classify.data import human_label_files
-from pipeline.classify.embed import EmbedStats, Embedder, embed_texts
+from pipeline.classify.embed import EmbedStats, Embedder
+from pipeline.classify.features import build_features
 from pipeline.classify.model import IssueModel
-from pipeline.store.db import transaction
-from pipeline.classify.text import describe_kinds, texts_for
+from pipeline.classify.text import IssueDoc, describe_kinds, issue_docs
 from pipeline.errors import UserError
+from pipeline.store.db import transaction
 from pipeline.label_files.files import read_many
 
 PREDICTION_COLUMNS = ["url", "converter", "dimension", "category", "probability", "probs", "model_id", "created_at"]
@@ -44,12 +45,13 @@ def check_model_compatible(model: IssueModel, embedder: Embedder, codebook_versi
     A model trained with other embeddings would read meaningless vectors; one trained under
     another codebook version predicts categories the labels no longer use. ``codebook_version``
     defaults to that of ``labels/codebook.yaml``. Models that do not record a codebook version
-    (built in memory, e.g. by the nightly report) are not checked for it.
+    (built in memory) are not checked for it.
     """
     meta = model.metadata
     if meta.get("embedding_model") != embedder.model_id:
         raise UserError(f"{model_file}: trained with embeddings {meta.get('embedding_model') or '(not recorded)'}, "
-                        f"but {embedder.path} is {embedder.model_id}; pass --model with the right folder, or retrain")
+                        f"but {embedder.path} is {embedder.model_id}; pass --embedding-model with the right folder, "
+                        "or retrain")
     if codebook_version is None:
         from pipeline.codebook import load_codebook
 
@@ -65,6 +67,27 @@ def crawled_issue_count(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT COUNT(*) FROM issues WHERE is_pull = 0").fetchone()[0])
 
 
+def predict_docs(
+    model: IssueModel,
+    docs: Sequence[IssueDoc],
+    embedder: Embedder,
+    conn: sqlite3.Connection | None = None,
+    *,
+    progress: bool = False,
+    stats: EmbedStats | None = None,
+) -> dict[str, pd.DataFrame]:
+    """The model's probabilities for ``docs``: per dimension a table indexed by URL, one column per category.
+
+    The one way any command turns issue text into probabilities (``mine classify``, the reports,
+    the nightly run), so the same model gives the same numbers everywhere.
+    """
+    if not docs:
+        return {dim: pd.DataFrame(columns=cats) for dim, cats in model.categories.items()}
+    features = build_features(docs, model.spec, embedder, conn, progress=progress, stats=stats)
+    urls = [d.url for d in docs]
+    return {dim: table.set_axis(urls, axis=0) for dim, table in model.predict_proba(features).items()}
+
+
 @dataclass
 class ClassifyResult:
     """What :func:`classify_issues` did."""
@@ -74,6 +97,7 @@ class ClassifyResult:
     text_kind: str
     embed: EmbedStats = field(default_factory=EmbedStats)
     without_text: list[str] = field(default_factory=list)
+    kinds: dict[str, int] = field(default_factory=dict)
 
 
 def classify_issues(
@@ -82,31 +106,31 @@ def classify_issues(
     embedder: Embedder,
     urls: Sequence[str],
     *,
-    text_kind: str | None = None,
     progress: bool = True,
 ) -> ClassifyResult:
     """Predict every dimension of the model for ``urls`` and store the rows in ``predictions``.
 
-    ``text_kind`` defaults to the kind of text the model was trained on (a title-trained model
-    sees titles). Earlier predictions of the same model for these issues are replaced.
+    Text: the one policy of :func:`~pipeline.classify.text.issue_docs` (title, body and comments
+    where crawled, the title where nothing else is known), whatever the model was trained on.
+    Earlier predictions of the same model for these issues are replaced.
     """
-    kind = text_kind or ("full" if model.metadata.get("text_kind") == "full" else "title")
-    texts, kinds = texts_for(conn, urls, kind, max_tokens=embedder.max_tokens if kind == "full" else 256)
-    todo = [u for u in urls if u in texts]
+    docs = issue_docs(conn, urls)
+    todo = [docs[u] for u in urls if u in docs]
     stats = EmbedStats()
-    res = ClassifyResult(model.model_id, len(todo), describe_kinds(kinds.values()), stats,
-                         [u for u in urls if u not in texts])
+    kinds = [d.kind for d in todo]
+    res = ClassifyResult(model.model_id, len(todo), describe_kinds(kinds), stats,
+                         [u for u in urls if u not in docs], {k: kinds.count(k) for k in sorted(set(kinds))})
     if not todo:
         return res
-    tx = [texts[u] for u in todo]
-    emb = embed_texts(tx, embedder, conn, progress=progress, stats=stats) if model.uses_embeddings else None
-    probs = model.predict_proba(tx, emb)
+    probs = predict_docs(model, todo, embedder, conn, progress=progress, stats=stats)
     now = datetime.now(UTC).isoformat(timespec="seconds")
     rows = []
     for dim, table in probs.items():
-        for u, (_, p) in zip(todo, table.iterrows()):
-            top = p.idxmax()
-            rows.append((u, dim, str(top), float(p[top]), json.dumps({k: round(float(v), 6) for k, v in p.items()}),
+        values = table.to_numpy(dtype=float)
+        cols = [str(c) for c in table.columns]
+        for u, p in zip(table.index, values):
+            top = int(p.argmax())
+            rows.append((u, dim, cols[top], float(p[top]), json.dumps({c: round(float(v), 6) for c, v in zip(cols, p)}),
                          model.model_id, now))
     with transaction(conn):
         conn.executemany(

@@ -6,8 +6,8 @@ including the two special tokens). What carries the signal is kept first: the ti
 exception and error lines (``RuntimeError: ONNX export failed ... not supported``), then the
 prose of the body, then a few code lines, then comments.
 
-:func:`texts_for` reads the store: ``kind="title"`` uses only titles (all the study's 200
-issues have offline), ``kind="full"`` uses title, body and first comments of crawled issues.
+:func:`issue_docs` reads the store under the classifier's one text policy: title, body and
+comments wherever the issue was crawled, the recorded title where nothing else is known.
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ import json
 import re
 import sqlite3
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 MODEL_MAX_TOKENS = 256
 TEXT_KINDS = ("title", "full")
+MAX_COMMENTS = 20  # comments read per issue (oldest first); the model's text keeps only the first few
 
 # An exception or error line: "RuntimeError: ...", "onnx.onnx_cpp2py_export.checker.ValidationError: ...",
 # "[ONNXRuntimeError] : 1 : FAIL", "error: ...", "... is not supported", "Unsupported ...", "failed".
@@ -208,10 +210,7 @@ def comment_bodies(conn: sqlite3.Connection, repo: str, number: int, n: int | No
         "SELECT raw FROM timeline_events WHERE repo = ? AND number = ? AND event = 'commented' ORDER BY seq",
         (repo, number),
     ):
-        try:
-            body = json.loads(r[0]).get("body")
-        except (json.JSONDecodeError, AttributeError):
-            continue
+        body = _comment_body(r[0])
         if body:
             out.append(body)
         if n is not None and len(out) >= n:
@@ -219,46 +218,76 @@ def comment_bodies(conn: sqlite3.Connection, repo: str, number: int, n: int | No
     return out
 
 
-def texts_for(
-    conn: sqlite3.Connection,
-    urls: Iterable[str],
-    kind: str = "full",
-    *,
-    n_comments: int = 3,
-    max_tokens: int = MODEL_MAX_TOKENS,
-    count_tokens: TokenCounter | None = None,
-) -> tuple[dict[str, str], dict[str, str]]:
-    """Texts of ``urls`` from the store: ``(text by url, kind used by url)``.
+def _comment_body(raw: str) -> str | None:
+    try:
+        body = json.loads(raw).get("body")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    return body if isinstance(body, str) else None
 
-    ``kind="title"``: the title only (``issue_titles``, else the crawled issue's title).
-    ``kind="full"``: :func:`build_issue_text` over the crawled issue's title, body and first
-    ``n_comments`` comments; an issue that was not crawled falls back to its known title
-    (its kind is then ``"title"``). URLs without any text are left out.
+
+@dataclass(frozen=True)
+class IssueDoc:
+    """What the store knows of one issue's text: the one text policy of the classifier.
+
+    ``kind`` is ``"full"`` for a crawled issue (title, body and comments, as GitHub holds them)
+    and ``"title"`` for an issue known only by its title (e.g. a study issue recorded by
+    ``mine import-study`` that was never crawled). Training, evaluation, classification and the
+    reports all read issues through :func:`issue_docs`, so a model sees the same kind of text
+    where it is measured and where it is used.
+    """
+
+    url: str
+    title: str
+    body: str | None = None
+    comments: tuple[str, ...] = ()
+    kind: str = "title"
+
+    def as_title(self) -> "IssueDoc":
+        """The same issue known by its title only (for title-only comparisons)."""
+        return IssueDoc(self.url, self.title)
+
+
+def issue_docs(conn: sqlite3.Connection, urls: Iterable[str], *, max_comments: int | None = MAX_COMMENTS) -> dict[str, IssueDoc]:
+    """The text of each of ``urls`` the store holds: title, body and comments wherever the issue was
+    crawled (kind ``full``), the recorded title where nothing else is known (kind ``title``).
+
+    URLs without any text are left out. At most ``max_comments`` comments per issue are read
+    (oldest first): the model's text keeps only the first few, and a 300-comment thread should
+    not cost 300 Markdown passes.
     """
     from pipeline.classify.titles import titles_for
 
-    if kind not in TEXT_KINDS:
-        raise ValueError(f"text kind must be one of {TEXT_KINDS}, got {kind!r}")
     urls = list(dict.fromkeys(urls))
-    titles = titles_for(conn, urls)
-    texts: dict[str, str] = {}
-    kinds: dict[str, str] = {}
-    if kind == "full":
-        count = count_tokens or token_counter()
-        for u in urls:
-            row = conn.execute("SELECT repo, number, title, body FROM issues WHERE url = ?", (u,)).fetchone()
-            if row is None:
-                continue
-            texts[u] = build_issue_text(
-                row["title"] or titles.get(u, ""), row["body"], comment_bodies(conn, row["repo"], row["number"], n_comments),
-                max_tokens=max_tokens, count_tokens=count,
-            )
-            kinds[u] = "full"
+    docs: dict[str, IssueDoc] = {}
+    crawled: dict[tuple[str, int], tuple[str, str, str | None]] = {}
+    for i in range(0, len(urls), 500):
+        chunk = urls[i : i + 500]
+        q = f"SELECT url, repo, number, title, body FROM issues WHERE url IN ({','.join('?' * len(chunk))})"
+        for r in conn.execute(q, chunk):
+            crawled[(r["repo"], r["number"])] = (r["url"], r["title"] or "", r["body"])
+    comments: dict[tuple[str, int], list[str]] = {}
+    if crawled:
+        keys = list(crawled)
+        for i in range(0, len(keys), 400):
+            chunk = keys[i : i + 400]
+            where = " OR ".join("(repo = ? AND number = ?)" for _ in chunk)
+            params = [v for k in chunk for v in k]
+            for r in conn.execute(f"SELECT repo, number, raw FROM timeline_events WHERE event = 'commented' AND ({where}) "
+                                  "ORDER BY repo, number, seq", params):
+                got = comments.setdefault((r[0], r[1]), [])
+                if max_comments is None or len(got) < max_comments:
+                    body = _comment_body(r[2])
+                    if body:
+                        got.append(body)
+    titles = titles_for(conn, [u for u in urls if u not in {v[0] for v in crawled.values()}]
+                        + [url for url, title, _ in crawled.values() if not title])
+    for key, (url, title, body) in crawled.items():
+        docs[url] = IssueDoc(url, " ".join((title or titles.get(url, "")).split()), body, tuple(comments.get(key, ())), "full")
     for u in urls:
-        if u not in texts and titles.get(u):
-            texts[u] = titles[u]
-            kinds[u] = "title"
-    return texts, kinds
+        if u not in docs and titles.get(u):
+            docs[u] = IssueDoc(u, titles[u])
+    return {u: docs[u] for u in urls if u in docs}
 
 
 def describe_kinds(kinds: Iterable[str]) -> str:

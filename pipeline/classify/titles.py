@@ -43,10 +43,17 @@ def record_titles(conn: sqlite3.Connection, rows: Iterable[tuple[str, str]], ori
 def titles_for(conn: sqlite3.Connection, urls: Iterable[str] | None = None) -> dict[str, str]:
     """Known titles by URL: from ``issue_titles`` first, then from crawled ``issues`` for the rest."""
     out: dict[str, str] = {}
-    for r in conn.execute("SELECT url, title FROM issue_titles"):
-        out[r[0]] = r[1]
-    for r in conn.execute("SELECT url, title FROM issues WHERE title IS NOT NULL"):
-        out.setdefault(r[0], r[1])
     if urls is None:
+        for r in conn.execute("SELECT url, title FROM issue_titles"):
+            out[r[0]] = r[1]
+        for r in conn.execute("SELECT url, title FROM issues WHERE title IS NOT NULL"):
+            out.setdefault(r[0], r[1])
         return out
-    return {u: out[u] for u in urls if u in out}
+    wanted = list(dict.fromkeys(urls))
+    for table in ("issue_titles", "issues"):
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            q = f"SELECT url, title FROM {table} WHERE title IS NOT NULL AND url IN ({','.join('?' * len(chunk))})"
+            for r in conn.execute(q, chunk):
+                out.setdefault(r[0], r[1])
+    return {u: out[u] for u in wanted if u in out}

@@ -26,6 +26,22 @@ LABEL_COLUMNS = ["url", "converter", "repo", "number", "stage", "symptom", "caus
 RATED = [*DIMENSIONS, SUBTYPE_DIMENSION]
 
 
+def default_label_files() -> list[Path]:
+    """The study's labels, ``labels/study.csv``."""
+    from pipeline.paths import labels_dir
+
+    return [labels_dir() / "study.csv"]
+
+
+def human_label_files() -> list[Path]:
+    """Every file of human labels: the study CSV and the labelling tool's ``labels/*.jsonl``."""
+    from pipeline.paths import labels_dir
+
+    d = labels_dir()
+    files = [d / "study.csv"] if (d / "study.csv").is_file() else []
+    return files + sorted(d.glob("*.jsonl"))
+
+
 def read_labels(path: Path | str, codebook: Codebook | None = None) -> pd.DataFrame:
     """Read one label file (``.csv`` or ``.jsonl``) into the common table, validating every value.
 

@@ -49,6 +49,7 @@ def register(app: typer.Typer) -> None:
         bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap replicates of the intervals of estimated shares."),
         over_time: Optional[bool] = typer.Option(None, "--over-time/--no-over-time", help="Add tables per year and quarter of issue creation (figures with --out or --format html) [default: on with a store]."),
         validation: Optional[Path] = typer.Option(None, "--validation", help="JSON written by `mine validate-estimates --save`: its measured errors go into the HTML's 'how the numbers were made'."),
+        model_dir: Optional[Path] = typer.Option(None, "--model", help="Trained model folder for --from predicted/both [default: data/model if current for the labels, else the shipped model; a retrain when due is cached beside the store]."),
     ) -> None:
         """Print the study's failure tables per converter and in total.
 
@@ -60,8 +61,7 @@ def register(app: typer.Typer) -> None:
         error-corrected estimates of --from predicted/both. With --out, also writes report.html
         and the over-time figures (PNG and SVG); --format html prints the self-contained page.
         """
-        from pipeline.classify.data import default_label_files
-        from pipeline.label_files.files import read_many
+        from pipeline.label_files.files import default_label_files, read_many
         from pipeline.paths import default_db
         from pipeline.report.estimate import DEFAULT_METHOD, METHODS
         from pipeline.report.render import print_report, render
@@ -81,8 +81,8 @@ def register(app: typer.Typer) -> None:
         if conn is not None and source != Source.gold:
             from pipeline.report.estimate import load_store_data
 
-            # the trained classifier and its cross-validated errors are cached beside the store
-            data = load_store_data(conn, labels, cache_dir=Path(store).parent / "estimate-cache")
+            data = load_store_data(conn, labels, model_path=model_dir, cache_dir=Path(store).parent / "models",
+                                   log=lambda m: Console(stderr=True).print(m, highlight=False))
         rep, trends, _ = full_report(labels, source.value, conn, method=method or DEFAULT_METHOD,
                                      bootstrap=bootstrap, over_time=with_time, top_k=top_k, data=data)
         val = load_validation(validation)
@@ -106,31 +106,29 @@ def register(app: typer.Typer) -> None:
     @app.command("validate-estimates")
     def validate_cmd(
         label_files: Optional[List[Path]] = typer.Argument(None, help="Label files of two converters [default: labels/study.csv]."),
-        db: Optional[Path] = typer.Option(None, "--db", help="A store holding the study's titles (`mine import-study DIR --db PATH`); also caches embeddings."),
-        paper: Optional[Path] = typer.Option(None, "--paper", help="Folder with the study's FailureAnalysis.xlsx, read for titles when the store has none [default: ../shared/paper]."),
+        db: Optional[Path] = typer.Option(None, "--db", help="A store holding the labelled issues' texts [default: data/study.db, as built by `make study-store`]."),
         bootstrap: int = typer.Option(1000, "--bootstrap", min=10, help="Bootstrap replicates per interval."),
-        repeats: int = typer.Option(2, "--repeats", min=1, help="Repetitions of 5-fold cross-validation measuring the classifier's errors."),
         fmt: AgreeFormat = typer.Option(AgreeFormat.table, "--format", "-f", help="Output format."),
         save: Optional[Path] = typer.Option(None, "--save", help="Also write the result as JSON here (for `mine report --validation`)."),
     ) -> None:
         """Check the corrected estimates against known answers.
 
-        Trains on one converter's study labels (titles only), estimates the other converter's
+        Fits the classifier on one converter's labelled issues, estimates the other converter's
         stage and symptom shares, and the reverse; prints the absolute error (percentage points)
         of each share for the corrected estimate and for plain counting, and whether the gold
-        share lies inside the 95% interval.
+        share lies inside the 95% interval. Two text settings side by side: each issue's text
+        (full where crawled; corrected per text kind, and pooled for comparison) and titles only.
         """
-        from pipeline.classify.data import default_label_files
-        from pipeline.label_files.files import read_many
-        from pipeline.report.validate import study_titles, validate_estimates
+        from pipeline.label_files.files import default_label_files, read_many
+        from pipeline.paths import PROJECT_ROOT
+        from pipeline.report.validate import validate_estimates
+        from pipeline.store.db import open_store
 
-        conn = None
-        if db is not None:
-            from pipeline.store.db import open_store
-
-            conn = open_store(db)
+        store = db or PROJECT_ROOT / "data" / "study.db"
+        conn = open_store(store, must_exist=True, hint="build it with `make study-store` (the study issues' texts), "
+                          "or `mine import-study PAPER_DIR --db DB` for titles only")
         labels = read_many(label_files or default_label_files())
-        res = validate_estimates(labels, study_titles(conn, paper), conn=conn, bootstrap=bootstrap, repeats=repeats)
+        res = validate_estimates(conn, labels, bootstrap=bootstrap)
         if save is not None:
             save.parent.mkdir(parents=True, exist_ok=True)
             save.write_text(json.dumps(res.to_dict(), indent=2) + "\n", encoding="utf-8")
@@ -199,7 +197,7 @@ def write_report_files(rep, trends: dict, out: Path, **html_kw) -> list[Path]:
 
 
 def print_validation(res, console: Console) -> None:
-    """The validation as tables: per direction and share, corrected vs plain-count error and coverage."""
+    """The validation as tables: per direction and share, corrected vs plain-count error and coverage, per setting."""
     from pipeline.codebook import load_codebook
     from pipeline.report.render import category_name
 
@@ -207,8 +205,11 @@ def print_validation(res, console: Console) -> None:
     s = res.summary
     chosen = s["chosen_method"]
     rows = res.rows
-    for (train, target, dim), sub in rows.groupby(["train", "target", "dimension"], sort=True):
-        t = Table(title=f"train {train} -> estimate {target}: {dim}", title_justify="left")
+    main_text, main_cal = s["setting"].split("/")
+    main = rows[(rows["text"] == main_text) & (rows["calibration"] == main_cal)]
+    for (train, target, dim), sub in main.groupby(["train", "target", "dimension"], sort=True):
+        t = Table(title=f"train {train} -> estimate {target}: {dim} ({main_text} text, {main_cal} calibration)",
+                  title_justify="left")
         for c in ("category", "gold", f"{chosen} estimate [95%]", "inside", f"{chosen} error pp", "plain count", "count error pp"):
             t.add_column(c, justify="left" if c == "category" else "right")
         ch = sub[sub["method"] == chosen].set_index("category")
@@ -217,12 +218,19 @@ def print_validation(res, console: Console) -> None:
             t.add_row(category_name(cb, dim, cat), f"{r.gold:.1%}", f"{r.estimate:.1%} [{r.low:.1%}, {r.high:.1%}]", "yes" if r.inside else "NO",
                       f"{r.abs_error_pp:.1f}", f"{cc.loc[cat, 'estimate']:.1%}", f"{cc.loc[cat, 'abs_error_pp']:.1f}")
         console.print(t)
-    t = Table(title="mean absolute error per share (pp) and interval coverage, all directions", title_justify="left")
-    for c in ("method", "mean abs error pp", "gold inside 95%"):
-        t.add_column(c, justify="left" if c == "method" else "right")
-    for m, e in sorted(s["mean_abs_error_pp"].items(), key=lambda kv: kv[1]):
-        t.add_row(m + (" (chosen)" if m == chosen else ""), f"{e:.2f}", f"{s['coverage'][m]:.0%}")
+    settings = list(s["settings"])
+    t = Table(title="mean absolute error per share (pp) / gold inside the 95% interval, both directions",
+              title_justify="left")
+    t.add_column("method")
+    for name in settings:
+        text, cal = name.split("/")
+        t.add_column(f"{text} text, {cal}" if text == "full" else f"{text}s only", justify="right")
+    for m in sorted(s["mean_abs_error_pp"], key=s["mean_abs_error_pp"].get):
+        t.add_row(m + (" (chosen)" if m == chosen else ""),
+                  *[f"{s['settings'][n]['mean_abs_error_pp'][m]:.2f} / {s['settings'][n]['coverage'][m]:.0%}" for n in settings])
     console.print(t)
-    console.print(f"corrected ({chosen}) error <= plain counting: {'yes' if s['corrected_not_worse_than_counting'] else 'NO'}; "
+    console.print(f"setting of the reports: {main_text} text, {main_cal} calibration (each target issue corrected by the "
+                  "training issues of its own text kind); corrected "
+                  f"({chosen}) error <= plain counting: {'yes' if s['corrected_not_worse_than_counting'] else 'NO'}; "
                   f"node conversion and wrong model inside their intervals in both directions: "
                   f"{'yes' if s['key_shares_inside'] else 'NO'}", highlight=False)

@@ -27,6 +27,17 @@ Two kinds of interval:
   target issue's category from its probabilities: a probability is not an outcome, and this
   is the error a calibrated classifier still makes on an issue.
 
+  **Text kinds.** A classifier errs differently on an issue known by its title than on one
+  whose body and comments it reads. The training evidence records the kind of each training
+  issue's text, and each target issue is corrected with what the training issues *of its own
+  kind* say (at least :data:`MIN_KIND_EVIDENCE` of them; else all of them), so a model trained
+  on mixed text and applied to crawled issues is calibrated on crawled issues.
+  ``mine validate-estimates`` measures this against calibrating on all training issues.
+
+The classifier itself is the trained model (``pipeline.classify.interface``): this module never
+fits one. Its training evidence (out-of-fold probabilities, true labels and text kinds of its
+training issues) comes with the model.
+
 :data:`DEFAULT_METHOD` is the method ``mine validate-estimates`` measured best on the study
 (lowest mean absolute error over both transfer directions and both dimensions); every report
 row says which method made it.
@@ -39,10 +50,8 @@ row says which method made it.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -71,6 +80,8 @@ METHOD_NAMES = {
 }
 Z95 = 1.959963984540054
 DEFAULT_BOOTSTRAP = 1000
+MIN_KIND_EVIDENCE = 30  # training issues of one text kind needed to calibrate that kind on its own
+POOLED = "*"
 
 
 # --------------------------------------------------------------------------------------- gold
@@ -110,24 +121,26 @@ class Calibration:
     """What cross-validation says about one dimension's classifier on its training issues.
 
     ``y``: true category index per training issue (into ``classes``); ``proba``: out-of-fold
-    probabilities, shape ``(repeats, n, k)`` (or ``(n, k)``).
+    probabilities, shape ``(repeats, n, k)`` (or ``(n, k)``); ``kinds``: the kind of text of
+    each training issue (``full``, ``title``; empty = one kind).
     """
 
     classes: list[str]
     y: np.ndarray
     proba: np.ndarray
     merged: list[str] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.y = np.asarray(self.y, dtype=int)
         p = np.asarray(self.proba, dtype=float)
         self.proba = p[None] if p.ndim == 2 else p
+        self.kinds = list(self.kinds) or ["full"] * len(self.y)
 
     @classmethod
-    def from_cross_val(cls, res) -> "Calibration":
-        """From a :class:`pipeline.classify.evaluate.CrossValResult`."""
-        idx = {c: i for i, c in enumerate(res.classes)}
-        return cls(list(res.classes), np.array([idx[str(v)] for v in res.y_true]), res.proba, list(res.merged))
+    def from_evidence(cls, ev) -> "Calibration":
+        """From a model's :class:`~pipeline.classify.interface.TrainingEvidence` of one dimension."""
+        return cls(list(ev.classes), np.asarray(ev.y, dtype=int), ev.proba, list(ev.merged), list(ev.kinds))
 
     @property
     def k(self) -> int:
@@ -203,21 +216,37 @@ def point_estimate(method: str, cal_y: np.ndarray, cal_proba: np.ndarray, target
     return apply_method(method, training_statistic(method, cal_y, cal_proba, k, fallback), target, k)
 
 
+def kind_statistics(method: str, y: np.ndarray, proba: np.ndarray, kinds: Sequence[str], k: int,
+                    fallback: dict[str, np.ndarray] | None = None, match_kinds: bool = True) -> dict[str, object]:
+    """The training statistic over all training issues (key :data:`POOLED`) and, with ``match_kinds``,
+    over the training issues of each text kind that has at least :data:`MIN_KIND_EVIDENCE` of them."""
+    out: dict[str, object] = {POOLED: training_statistic(method, y, proba, k, fallback)}
+    if match_kinds:
+        kinds = np.asarray(kinds, dtype=object)
+        for kind in sorted(set(kinds)):
+            sel = np.flatnonzero(kinds == kind)
+            if len(sel) >= MIN_KIND_EVIDENCE and len(sel) < len(y):
+                out[kind] = training_statistic(method, y[sel], proba[:, sel], k, fallback)
+    return out
+
+
 _STAT_CACHE: dict[tuple, list] = {}
 
 
-def bootstrap_statistics(cal: "Calibration", method: str, bootstrap: int, seed: int) -> list:
-    """The training statistic of each bootstrap replicate of the training issues (cached: trends reuse it
-    for every period, so all columns and periods see the same training replicates)."""
-    key = (id(cal), cal.y.tobytes(), hashlib.sha256(np.ascontiguousarray(cal.proba)).hexdigest(), method, bootstrap, seed)
+def bootstrap_statistics(cal: "Calibration", method: str, bootstrap: int, seed: int, match_kinds: bool = True) -> list:
+    """The per-kind training statistics of each bootstrap replicate of the training issues (cached: trends
+    reuse them for every period, so all columns and periods see the same training replicates)."""
+    key = (id(cal), cal.y.tobytes(), hashlib.sha256(np.ascontiguousarray(cal.proba)).hexdigest(), tuple(cal.kinds),
+           method, bootstrap, seed, match_kinds)
     if key not in _STAT_CACHE:
         k, n = cal.k, len(cal.y)
         fallback = {"acc": _hard_rates(cal.y, cal.proba, k), "pacc": _soft_rates(cal.y, cal.proba, k)}
+        kinds = np.asarray(cal.kinds, dtype=object)
         rng = np.random.default_rng([seed, 1])
         stats = []
         for _ in range(bootstrap):
             ci = rng.integers(0, n, n)
-            stats.append(training_statistic(method, cal.y[ci], cal.proba[:, ci], k, fallback))
+            stats.append(kind_statistics(method, cal.y[ci], cal.proba[:, ci], kinds[ci], k, fallback, match_kinds))
         if len(_STAT_CACHE) > 64:
             _STAT_CACHE.clear()
         _STAT_CACHE[key] = stats
@@ -287,6 +316,8 @@ def estimate_groups(
     seed: int = 0,
     total: str | None = "total",
     dimension: str = "",
+    target_kinds: Sequence[str] | None = None,
+    match_kinds: bool = True,
 ) -> DimensionEstimate:
     """Corrected shares with bootstrap 95% intervals, per group of target issues and in total.
 
@@ -295,35 +326,39 @@ def estimate_groups(
     known and that are therefore not estimated (the ``both`` report). A group's estimated count
     of category c is ``gold[c] + share_c * n_estimated``. ``total`` (if not None) adds a column
     over all groups (bootstrapped jointly, so its interval is not a sum of intervals).
+    ``target_kinds``: the text kind of each target issue (default: all ``full``); with
+    ``match_kinds`` each is corrected by the training issues of its own kind (module docstring).
     """
     k = cal.k
     target = np.asarray(target, dtype=float).reshape(-1, k)
     groups = np.asarray(list(groups), dtype=object)
+    tkinds = np.asarray(list(target_kinds) if target_kinds is not None else ["full"] * len(target), dtype=object)
     names = list(dict.fromkeys(list(groups) + list((gold or {}).keys())))
     gold = {g: np.asarray(gold[g], dtype=float) if gold and g in gold else np.zeros(k) for g in names}
     members = {g: np.flatnonzero(groups == g) for g in names}
 
-    def counts_for(stat, pick: dict[str, np.ndarray], rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+    def counts_for(stats: dict, pick: dict[str, np.ndarray], rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
         out = {}
         for g in names:
-            idx = pick[g]
-            if not len(idx):
-                est = np.zeros(k)
-            elif rng is not None and method in ("pcc", "rpcc"):
-                # parametric part of the replicate: outcomes drawn from the (recalibrated) probabilities
-                est = _draw(recalibrate(target[idx], stat) if method == "rpcc" else target[idx], rng).sum(axis=0)
-            else:
-                est = apply_method(method, stat, target[idx], k) * len(idx)
+            est = np.zeros(k)
+            for kind in sorted(set(tkinds[pick[g]])):
+                idx = pick[g][tkinds[pick[g]] == kind]
+                stat = stats.get(kind, stats[POOLED])
+                if rng is not None and method in ("pcc", "rpcc"):
+                    # parametric part of the replicate: outcomes drawn from the (recalibrated) probabilities
+                    est = est + _draw(recalibrate(target[idx], stat) if method == "rpcc" else target[idx], rng).sum(axis=0)
+                else:
+                    est = est + apply_method(method, stat, target[idx], k) * len(idx)
             out[g] = gold[g] + est
         return out
 
-    point = counts_for(training_statistic(method, cal.y, cal.proba, k), members)
+    point = counts_for(kind_statistics(method, cal.y, cal.proba, cal.kinds, k, match_kinds=match_kinds), members)
     cols = names + ([total] if total else [])
     if total:
         point[total] = sum(point[g] for g in names)
     rng = np.random.default_rng([seed, 2])
     reps = {c: np.zeros((bootstrap, k)) for c in cols}
-    for b, stat in enumerate(bootstrap_statistics(cal, method, bootstrap, seed)):
+    for b, stat in enumerate(bootstrap_statistics(cal, method, bootstrap, seed, match_kinds)):
         pick = {g: members[g][rng.integers(0, len(members[g]), len(members[g]))] if len(members[g]) else members[g]
                 for g in names}
         c = counts_for(stat, pick, rng)
@@ -383,85 +418,30 @@ def estimate_rows(est: DimensionEstimate, columns: Sequence[str], digits: int = 
 
 @dataclass
 class Evidence:
-    """Per dimension: the classifier's cross-validated behaviour and its probabilities on target issues."""
+    """Per dimension: the classifier's cross-validated behaviour and its probabilities on target issues.
+
+    ``target_kinds``: the text kind of each target issue (rows of ``target``), ``model_note``
+    says which model it was and why.
+    """
 
     calibrations: dict[str, Calibration]
     target: dict[str, np.ndarray]
     model: object = None
+    target_kinds: list[str] = field(default_factory=list)
+    model_note: str = ""
 
 
-def classifier_evidence(
-    train_texts: Sequence[str],
-    train_embeddings: np.ndarray | None,
-    labels,
-    target_texts: Sequence[str],
-    target_embeddings: np.ndarray | None,
-    dimensions: Sequence[str] = ("stage", "symptom", "cause"),
-    *,
-    config=None,
-    repeats: int = 2,
-    folds: int = 5,
-    seed: int = 0,
-    cache_dir: Path | str | None = None,
-) -> Evidence:
-    """Train the project's classifier on ``labels`` and say how it errs (out-of-fold) and what it predicts.
-
-    Uses :func:`pipeline.classify.evaluate.cross_val_predictions` for the out-of-fold
-    probabilities and :class:`pipeline.classify.model.IssueModel` (trained on all of
-    ``labels``) for the target issues' probabilities; both share one label space (rare
-    categories merged into ``other`` the same way).
-    """
-    from pipeline.classify.evaluate import cross_val_predictions
-    from pipeline.classify.model import IssueModel
-
-    dims = [d for d in dimensions if d in labels.columns]
-    cached = None
-    if cache_dir is not None:
-        import joblib
-
-        digest = hashlib.sha256(json.dumps(
-            [list(train_texts), labels[["url", *dims]].astype(str).values.tolist(), repr(config), repeats, folds,
-             seed, None if train_embeddings is None else hashlib.sha256(np.ascontiguousarray(train_embeddings)).hexdigest(),
-             _classifier_version()], default=str).encode()).hexdigest()[:16]
-        cache_file = Path(cache_dir) / f"evidence-{digest}.joblib"
-        if cache_file.is_file():
-            try:
-                cached = joblib.load(cache_file)
-            except Exception:  # a damaged cache is rebuilt
-                cached = None
-    if cached is not None:
-        cals, model = cached["calibrations"], cached["model"]
-    else:
-        # config None: the classifier's own defaults (the settings its evaluation chose)
-        kw = {} if config is None else {"config": config}
-        cv = cross_val_predictions(list(train_texts), train_embeddings, labels, dims,
-                                   repeats=repeats, folds=folds, seed=seed, **kw)
-        model = (IssueModel(config) if config is not None else IssueModel()).fit(
-            list(train_texts), train_embeddings, labels, list(cv))
-        cals = {dim: Calibration.from_cross_val(res) for dim, res in cv.items()}
-        model.metadata.setdefault("text_kind", "title")
-        # fixed here, so that saving the cached model on later nights gives the same model id
-        model.metadata.setdefault("created_at", datetime.now(UTC).isoformat(timespec="seconds"))
-        if cache_dir is not None:
-            Path(cache_dir).mkdir(parents=True, exist_ok=True)
-            joblib.dump({"calibrations": cals, "model": model}, cache_file)
-    probs = model.predict_proba(list(target_texts), target_embeddings) if len(target_texts) else {}
-    target = {}
-    for dim, cal in cals.items():
-        if dim in probs:
-            frame = probs[dim].reindex(columns=cal.classes, fill_value=0.0)
-            target[dim] = frame.to_numpy(dtype=float)
-        else:
-            target[dim] = np.zeros((0, cal.k))
-    return Evidence(cals, target, model)
-
-
-def _classifier_version() -> str:
-    """A digest of the classifier's source: a changed classifier invalidates cached evidence."""
-    import pipeline.classify.evaluate as ev
-    import pipeline.classify.model as mo
-
-    return hashlib.sha256(Path(mo.__file__).read_bytes() + Path(ev.__file__).read_bytes()).hexdigest()[:12]
+def evidence_from_model(model, probs: Mapping[str, pd.DataFrame], kinds: Sequence[str], note: str = "") -> Evidence:
+    """The estimator's view of a trained model: its training evidence per dimension and the
+    probabilities ``probs`` it gave the target issues (rows aligned with ``kinds``)."""
+    cals, target = {}, {}
+    for dim, ev in model.evidence.items():
+        cal = Calibration.from_evidence(ev)
+        cals[dim] = cal
+        table = probs.get(dim)
+        target[dim] = (table.reindex(columns=cal.classes, fill_value=0.0).to_numpy(dtype=float)
+                       if table is not None and len(table) else np.zeros((0, cal.k)))
+    return Evidence(cals, target, model, list(kinds), note)
 
 
 # ------------------------------------------------------------------------------ from the store
@@ -473,17 +453,19 @@ MODES = ("gold", "predicted", "both")
 class StoreData:
     """The filtered issues of the store with their human labels (where any) and the classifier's view.
 
-    ``issues``: one row per filtered issue: ``url, converter, created_at, title`` and a column per
-    dimension holding the human label or ``""``. ``evidence``: the classifier trained on the
-    label files (``None`` for gold-only work). ``train_size``: labelled issues it trained on.
+    ``issues``: one row per filtered issue: ``url, converter, created_at, title, kind`` and a
+    column per dimension holding the human label or ``""``. ``evidence``: the trained model's
+    training evidence and its probabilities for every filtered issue (``None`` for gold-only work).
     """
 
     issues: pd.DataFrame
     labels: pd.DataFrame
     evidence: Evidence | None = None
-    train_size: int = 0
-    text_kind: str = "title"
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def train_size(self) -> int:
+        return max((len(c.y) for c in self.evidence.calibrations.values()), default=0) if self.evidence else 0
 
 
 def load_store_data(
@@ -491,19 +473,19 @@ def load_store_data(
     labels: pd.DataFrame,
     *,
     classify: bool = True,
-    titles: Mapping[str, str] | None = None,
-    repeats: int = 2,
-    seed: int = 0,
-    dimensions: Sequence[str] = ("stage", "symptom", "cause"),
+    model=None,
+    model_path: Path | str | None = None,
     cache_dir: Path | str | None = None,
+    dimensions: Sequence[str] = ("stage", "symptom", "cause"),
+    progress: bool = False,
+    log=None,
 ) -> StoreData:
     """Filtered issues of the store (``pipeline.sample.filter.filtered_issues``) joined with ``labels``.
 
-    With ``classify``, the classifier is trained on the labelled issues whose title is known
-    (``issue_titles``, crawled titles, or ``titles``) and applied to every filtered issue's
-    title. Titles on both sides: the study's issues have nothing else offline, and the error
-    correction assumes the classifier sees the same kind of text where it is measured and where
-    it is used.
+    With ``classify``, the trained model (``model``; else the one
+    :func:`pipeline.classify.interface.choose_model` picks for ``labels``, ``model_path`` or the
+    default rule, retraining into ``cache_dir`` when the labels say so) gives every filtered
+    issue its probabilities, from the same text and the same code as ``mine classify``.
     """
     from pipeline.sample.filter import filtered_issues
 
@@ -520,30 +502,16 @@ def load_store_data(
         return data
     if not len(issues):
         raise UserError("the store holds no filtered issues to estimate (run `mine crawl` first)")
-    from pipeline.classify.titles import titles_for
+    from pipeline.classify.interface import choose_model, issue_probabilities
 
-    known = dict(titles or {})
-    known.update(titles_for(conn, labels["url"]))
-    if labels["url"].isin(known).sum() < 20:
-        # the store has no titles of the labelled issues: read the study's sheet if it is at hand
-        from pipeline.report.validate import study_titles
-
-        try:
-            known.update({u: t for u, t in study_titles(None).items() if u not in known})
-        except UserError:
-            pass
-    train = labels[labels["url"].isin(known)].reset_index(drop=True)
-    if len(train) < 20:
-        raise UserError(f"only {len(train)} labelled issues have a known title: import the study's titles "
-                        "(`mine import-study DIR --db PATH`) or label more issues")
-    from pipeline.report.validate import embed
-
-    train_texts = [known[u] for u in train["url"]]
-    target_texts = [t or "" for t in issues["title"]]
-    emb = embed(train_texts + target_texts, conn)
-    data.evidence = classifier_evidence(train_texts, emb[: len(train)], train, target_texts, emb[len(train):],
-                                        dimensions, repeats=repeats, seed=seed, cache_dir=cache_dir)
-    data.train_size = len(train)
+    note = ""
+    if model is None:
+        choice = choose_model(conn, labels, model_path, cache_dir=cache_dir, progress=progress, log=log)
+        model, note = choice.model, choice.reason
+    probs, kinds = issue_probabilities(conn, model, issues["url"].tolist(), progress=progress)
+    issues["kind"] = issues["url"].map(kinds).fillna("title")
+    data.evidence = evidence_from_model(model, {d: t.reindex(issues["url"]).fillna(0.0) for d, t in probs.items()},
+                                        issues["kind"].tolist(), note or f"model {model.model_id}")
     return data
 
 
@@ -580,8 +548,10 @@ def estimate_dimension(
     gold_counts = {}
     for g, sub in issues[is_gold].assign(_g=gold[is_gold].to_numpy()).groupby(group_col):
         gold_counts[str(g)] = sub["_g"].value_counts().reindex(cal.classes, fill_value=0).to_numpy(float)
+    kinds = np.asarray(data.evidence.target_kinds or ["full"] * len(issues), dtype=object)
     return estimate_groups(cal, target[est], issues.loc[est, group_col].astype(str).tolist(), gold=gold_counts,
-                           method=method, bootstrap=bootstrap, seed=seed, total=total, dimension=dim)
+                           method=method, bootstrap=bootstrap, seed=seed, total=total, dimension=dim,
+                           target_kinds=kinds[est].tolist())
 
 
 def predicted_report(data: StoreData, mode: str = "predicted", *, method: str = DEFAULT_METHOD,
@@ -607,11 +577,19 @@ def predicted_report(data: StoreData, mode: str = "predicted", *, method: str = 
         if cal.merged:
             rep.notes.append(f"{dim}: categories with fewer than 5 training issues merged into 'other': {', '.join(cal.merged)}")
     n_gold = int(issues[list(data.evidence.calibrations)].ne("").any(axis=1).sum())
-    how = (f"{mode}: {METHOD_NAMES[method]} ({method}); classifier trained on {data.train_size} labelled issues' "
-           f"{data.text_kind}s, applied to {len(issues)} filtered issues; "
+    ev = data.evidence
+    how = (f"{mode}: {METHOD_NAMES[method]} ({method}); {ev.model_note}; trained on {data.train_size} labelled issues "
+           f"({_kind_counts(next(iter(ev.calibrations.values())).kinds)}), applied to {len(issues)} filtered issues "
+           f"({_kind_counts(ev.target_kinds)}), each corrected by the training issues of its own text kind; "
            + (f"95% bootstrap intervals ({bootstrap} replicates over target and training issues)" if bootstrap else
               "no intervals (--bootstrap 0: each bracket repeats the point estimate)"))
     if mode == "both":
         how += f"; {n_gold} issue{'' if n_gold == 1 else 's'} with human labels counted as labelled"
     rep.notes.append(how)
     return rep
+
+
+def _kind_counts(kinds: Sequence[str]) -> str:
+    names = {"full": "full text", "title": "title only"}
+    c = pd.Series(list(kinds), dtype=object).value_counts()
+    return ", ".join(f"{int(n)} {names.get(k, k)}" for k, n in c.items()) or "none"

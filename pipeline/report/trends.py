@@ -90,12 +90,14 @@ def trend_tables(data: StoreData, mode: str = "gold", freqs: tuple[str, ...] = F
 
 def full_report(labels: pd.DataFrame, mode: str = "gold", conn=None, *, method: str = DEFAULT_METHOD,
                 bootstrap: int = DEFAULT_BOOTSTRAP, over_time: bool = True, top_k: int = 5,
-                titles: dict[str, str] | None = None, seed: int = 0, data: StoreData | None = None):
+                seed: int = 0, data: StoreData | None = None, model_path=None, cache_dir=None):
     """The report a command, the nightly run or the notebook shows: ``(report, over-time tables, data)``.
 
     ``gold``: the study's tables from ``labels`` with Wilson intervals (over time: labelled
     issues the store ``conn`` has dates for). ``predicted``/``both``: corrected estimates over
-    the store's filtered issues (``conn`` required), over time per year and quarter.
+    the store's filtered issues (``conn`` required), over time per year and quarter, from the
+    trained model (``model_path``, else the one the labels call current; see
+    :func:`pipeline.classify.interface.choose_model`, which retrains into ``cache_dir`` when due).
     """
     from pipeline.errors import UserError
     from pipeline.report.estimate import MODES, add_wilson, load_store_data, predicted_report
@@ -111,7 +113,7 @@ def full_report(labels: pd.DataFrame, mode: str = "gold", conn=None, *, method: 
     else:
         if conn is None:
             raise UserError(f"--from {mode} needs a store (--db) holding crawled issues")
-        data = data or load_store_data(conn, labels, titles=titles, seed=seed)
+        data = data or load_store_data(conn, labels, model_path=model_path, cache_dir=cache_dir)
         rep = predicted_report(data, mode, method=method, bootstrap=bootstrap, seed=seed)
     trends: dict[str, list[dict]] = {}
     if over_time:
