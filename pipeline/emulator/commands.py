@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -34,6 +35,10 @@ def register(app: typer.Typer) -> None:
             0, "--secondary-every", help="Every K-th request hits the secondary limit (403/429, Retry-After: 1); 0 = off."),
         truncate_rate: float = typer.Option(
             0.0, "--truncate-rate", help="Fraction of 200 responses whose JSON body is cut in the middle."),
+        clock_skew: float = typer.Option(
+            0.0, "--clock-skew", help="Seconds added to the emulator's clock (rate-limit resets, Date headers): a GitHub whose clock differs from yours."),
+        token: Optional[list[str]] = typer.Option(
+            None, "--token", help="Accept only this token (repeatable; others get 401 Bad credentials). Each token has its own budget."),
     ) -> None:
         """Serve a local GitHub REST API emulator with synthetic pytorch/pytorch and
         onnx/tensorflow-onnx issues, timelines, rate limits and injected faults.
@@ -48,7 +53,8 @@ def register(app: typer.Typer) -> None:
 
         cfg = EmulatorConfig(seed=seed, issues=issues, latency_ms=latency_ms, error_rate=error_rate,
                              rate_limit=rate_limit, reset_seconds=reset_seconds, secondary_every=secondary_every,
-                             truncate_rate=truncate_rate, host=host, port=port)
+                             truncate_rate=truncate_rate, clock_skew=clock_skew, tokens=tuple(token or ()),
+                             host=host, port=port)
         try:
             emu = Emulator(cfg)
             url = emu.url  # binds the socket, so a busy port fails here

@@ -11,7 +11,14 @@ Serves deterministic synthetic data (see :mod:`pipeline.emulator.data`) for
 
 Endpoints: ``GET /repos/{o}/{r}``, ``/repos/{o}/{r}/issues`` (state, labels, since,
 sort, direction, per_page, page), ``/repos/{o}/{r}/issues/{n}``, ``.../timeline``,
-``.../comments`` (both paginated), ``/repos/{o}/{r}/labels/{name}``, ``/rate_limit``.
+``.../comments`` (both paginated), ``/repos/{o}/{r}/labels`` (paginated),
+``/repos/{o}/{r}/labels/{name}`` (case-insensitive, as on GitHub), ``/rate_limit``.
+
+Clock: ``clock_skew`` seconds are added to the emulator's clock, which drives the rate-limit
+windows, ``X-RateLimit-Reset``, ``/rate_limit``, the ``Date`` header and touched issues'
+``updated_at``: a GitHub whose clock differs from the client's. Tokens: with ``tokens`` set,
+only those are accepted (any other answers 401 Bad credentials, as GitHub does); each token
+has its own budget of ``rate_limit`` requests per window either way.
 Admin endpoints under ``/_emulator/`` (``GET stats``, ``POST touch?repo=O/N&n=K``,
 ``POST delete?repo=O/N&number=K`` (the issue answers 410 Gone and leaves the listings, as a
 deleted issue on GitHub), ``POST reset_stats``) are never rate limited or faulted.
@@ -72,6 +79,8 @@ class EmulatorConfig:
     reset_seconds: int = 3600
     secondary_every: int = 0
     truncate_rate: float = 0.0
+    clock_skew: float = 0.0          # seconds added to the emulator's clock (GitHub's clock vs the client's)
+    tokens: tuple[str, ...] = ()     # accepted tokens (empty: any); each has its own budget
     host: str = "127.0.0.1"
     port: int = 0
 
@@ -87,6 +96,9 @@ class EmulatorConfig:
         for name in ("error_rate", "truncate_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {getattr(self, name)}")
+        for i, t in enumerate(self.tokens, 1):
+            if not t or any(c.isspace() for c in t) or not t.isprintable():
+                raise ValueError(f"tokens: token {i} is empty or contains spaces or control characters")
 
 
 @dataclass
@@ -204,6 +216,10 @@ class Emulator:
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
 
+    def now(self) -> float:
+        """The emulator's clock (this machine's, moved by ``clock_skew``)."""
+        return time.time() + self.cfg.clock_skew
+
     # ------------------------------------------------------------------ admin
 
     def _reset_counters(self) -> None:
@@ -211,10 +227,17 @@ class Emulator:
         self._by_endpoint: Counter[str] = Counter()
         self._by_status: Counter[int] = Counter()
         self._counts: Counter[str] = Counter()
+        self._by_token: Counter[str] = Counter()
 
     def stats(self) -> dict[str, Any]:
-        """Counters since start (or the last :meth:`reset_stats`): same dict as GET /_emulator/stats."""
+        """Counters since start (or the last :meth:`reset_stats`): same dict as GET /_emulator/stats.
+
+        ``by_token`` counts API requests per accepted token by its position in ``tokens``
+        (1, 2, ...; ``other`` for any other token, ``none`` without one); tokens themselves are
+        never shown."""
         with self._lock:
+            config = asdict(self.cfg)
+            config["tokens"] = len(self.cfg.tokens)
             return {
                 "requests": self._requests,
                 "by_endpoint": dict(sorted(self._by_endpoint.items())),
@@ -227,7 +250,9 @@ class Emulator:
                 "truncated": self._counts["truncated"],
                 "not_found": self._counts["not_found"],
                 "touched": self._counts["touched"],
-                "config": asdict(self.cfg),
+                "bad_credentials": self._counts["bad_credentials"],
+                "by_token": dict(sorted(self._by_token.items())),
+                "config": config,
             }
 
     def reset_stats(self) -> None:
@@ -247,7 +272,7 @@ class Emulator:
         """Update ``n`` closed issues of ``repo`` (see ``Dataset.touch``); returns their numbers."""
         full = self._served_repo(repo)
         with self._lock:
-            touched = self.dataset.touch(full, n, int(time.time()))
+            touched = self.dataset.touch(full, n, int(self.now()))
             self._counts["touched"] += len(touched)
             return touched
 
@@ -258,6 +283,13 @@ class Emulator:
             return self.dataset.delete(full, number)
 
     # ------------------------------------------------------------------ request handling
+
+    def _token_label(self, auth: str | None) -> str:
+        """``none``, ``other`` or the token's position in ``tokens`` (never the token)."""
+        if not auth:
+            return "none"
+        token = auth.split(None, 1)[-1]
+        return next((str(i) for i, t in enumerate(self.cfg.tokens, 1) if t == token), "other")
 
     def _bucket(self, auth: str | None, now: float) -> _Bucket:
         key = "anonymous"
@@ -290,6 +322,7 @@ class Emulator:
         with self._lock:
             self._requests += 1
             self._by_endpoint[endpoint] += 1
+            self._by_token[self._token_label(h.headers.get("Authorization"))] += 1
         if self.cfg.latency_ms:
             time.sleep(self.cfg.latency_ms / 1000)
         # Decide under the lock (counters, buckets, data touched concurrently), send outside it
@@ -300,7 +333,12 @@ class Emulator:
 
     def _decide(self, h: "_Handler", method: str, endpoint: str, route: tuple, query: list,
                 raw_path: str) -> tuple[_Reply, dict[str, str], str, bytes | None]:
-        b = self._bucket(h.headers.get("Authorization"), time.time())
+        auth = h.headers.get("Authorization")
+        if self.cfg.tokens and auth and self._token_label(auth) == "other":
+            # GitHub answers an unknown token 401 without rate-limit headers
+            return _Reply(401, {"message": "Bad credentials", "documentation_url": DOCS, "status": "401"}), {}, \
+                "bad_credentials", None
+        b = self._bucket(auth, self.now())
         rate = self._rate_headers(b)
         if method not in ("GET", "HEAD"):
             return _not_found(), rate, "not_found", None
@@ -363,6 +401,10 @@ class Emulator:
             repo = ds.repos[full]
             name = next((x for x in repo.label_colors if x.casefold() == route[3].casefold()), None)
             return _Reply(200, render.label(base, repo, name)) if name else _not_found()
+        if route[0] == "labels":
+            repo = ds.repos[full]
+            items = [render.label(base, repo, x) for x in _page_slice(list(repo.label_colors), params)]
+            return self._paged(items, len(repo.label_colors), params, pairs, base, raw_path)
         rec = ds.get(full, route[3])
         if rec is None:
             return _not_found()
@@ -483,6 +525,10 @@ class _Handler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return "GitHub.com"
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # the Date header tells the emulator's (possibly skewed) clock, as GitHub's tells its own
+        return super().date_time_string(self.emulator.now() if timestamp is None else timestamp)
+
     def _dispatch(self, method: str) -> None:
         try:
             self.emulator.handle(self, method)
@@ -551,6 +597,8 @@ def _route(path: str) -> tuple[str, tuple]:
             return "/repos/{owner}/{repo}", ("repo", owner, name)
         if rest == ["issues"]:
             return "/repos/{owner}/{repo}/issues", ("issues", owner, name)
+        if rest == ["labels"]:
+            return "/repos/{owner}/{repo}/labels", ("labels", owner, name)
         if len(rest) == 2 and rest[0] == "labels":
             return "/repos/{owner}/{repo}/labels/{name}", ("label", owner, name, unquote(rest[1]))
         if len(rest) >= 2 and rest[0] == "issues" and rest[1].isdigit():
