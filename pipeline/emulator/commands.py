@@ -37,6 +37,8 @@ def register(app: typer.Typer) -> None:
             0.0, "--truncate-rate", help="Fraction of 200 responses whose JSON body is cut in the middle."),
         clock_skew: float = typer.Option(
             0.0, "--clock-skew", help="Seconds added to the emulator's clock (rate-limit resets, Date headers): a GitHub whose clock differs from yours."),
+        reset_skew: int = typer.Option(
+            0, "--reset-skew", help="Seconds added to the reset times it reports (headers, /rate_limit) but not to its clock: e.g. -30, a reset already past while still limited."),
         token: Optional[list[str]] = typer.Option(
             None, "--token", help="Accept only this token (repeatable; others get 401 Bad credentials). Each token has its own budget."),
     ) -> None:
@@ -53,7 +55,7 @@ def register(app: typer.Typer) -> None:
 
         cfg = EmulatorConfig(seed=seed, issues=issues, latency_ms=latency_ms, error_rate=error_rate,
                              rate_limit=rate_limit, reset_seconds=reset_seconds, secondary_every=secondary_every,
-                             truncate_rate=truncate_rate, clock_skew=clock_skew, tokens=tuple(token or ()),
+                             truncate_rate=truncate_rate, clock_skew=clock_skew, reset_skew=reset_skew, tokens=tuple(token or ()),
                              host=host, port=port)
         try:
             emu = Emulator(cfg)

@@ -16,7 +16,9 @@ sort, direction, per_page, page), ``/repos/{o}/{r}/issues/{n}``, ``.../timeline`
 
 Clock: ``clock_skew`` seconds are added to the emulator's clock, which drives the rate-limit
 windows, ``X-RateLimit-Reset``, ``/rate_limit``, the ``Date`` header and touched issues'
-``updated_at``: a GitHub whose clock differs from the client's. Tokens: with ``tokens`` set,
+``updated_at``: a GitHub whose clock differs from the client's. ``reset_skew`` moves only the
+reset times it reports (headers and ``/rate_limit``), not its windows nor its ``Date``: a
+reset already past while requests are still refused, or one later than the truth. Tokens: with ``tokens`` set,
 only those are accepted (any other answers 401 Bad credentials, as GitHub does); each token
 has its own budget of ``rate_limit`` requests per window either way.
 Admin endpoints under ``/_emulator/`` (``GET stats``, ``POST touch?repo=O/N&n=K``,
@@ -80,6 +82,7 @@ class EmulatorConfig:
     secondary_every: int = 0
     truncate_rate: float = 0.0
     clock_skew: float = 0.0          # seconds added to the emulator's clock (GitHub's clock vs the client's)
+    reset_skew: int = 0              # seconds added to the reset times it reports, not to its clock
     tokens: tuple[str, ...] = ()     # accepted tokens (empty: any); each has its own budget
     host: str = "127.0.0.1"
     port: int = 0
@@ -228,6 +231,7 @@ class Emulator:
         self._by_status: Counter[int] = Counter()
         self._counts: Counter[str] = Counter()
         self._by_token: Counter[str] = Counter()
+        self._first_limited_at: int | None = None   # API requests received when the first limit answer went out
 
     def stats(self) -> dict[str, Any]:
         """Counters since start (or the last :meth:`reset_stats`): same dict as GET /_emulator/stats.
@@ -252,6 +256,7 @@ class Emulator:
                 "touched": self._counts["touched"],
                 "bad_credentials": self._counts["bad_credentials"],
                 "by_token": dict(sorted(self._by_token.items())),
+                "first_limited_at": self._first_limited_at,
                 "config": config,
             }
 
@@ -284,6 +289,10 @@ class Emulator:
 
     # ------------------------------------------------------------------ request handling
 
+    def _note_limited(self) -> None:
+        if self._first_limited_at is None:
+            self._first_limited_at = self._requests
+
     def _token_label(self, auth: str | None) -> str:
         """``none``, ``other`` or the token's position in ``tokens`` (never the token)."""
         if not auth:
@@ -306,7 +315,7 @@ class Emulator:
         return {
             "X-RateLimit-Limit": str(self.cfg.rate_limit),
             "X-RateLimit-Remaining": str(max(0, self.cfg.rate_limit - b.used)),
-            "X-RateLimit-Reset": str(b.reset),
+            "X-RateLimit-Reset": str(b.reset + self.cfg.reset_skew),
             "X-RateLimit-Used": str(b.used),
             "X-RateLimit-Resource": "core",
         }
@@ -344,7 +353,7 @@ class Emulator:
             return _not_found(), rate, "not_found", None
         if endpoint == "/rate_limit":  # never faulted, never counted (as on GitHub)
             core = {"limit": self.cfg.rate_limit, "used": b.used,
-                    "remaining": max(0, self.cfg.rate_limit - b.used), "reset": b.reset}
+                    "remaining": max(0, self.cfg.rate_limit - b.used), "reset": b.reset + self.cfg.reset_skew}
             return _Reply(200, _rate_limit_body(core)), rate, "ok", None
 
         self._fault_counter += 1
@@ -356,6 +365,7 @@ class Emulator:
                    "try again. If you reach out to GitHub Support for help, please include the request "
                    f"ID EMU:{n:08X}.")
             reply = _Reply(status, {"message": msg, "documentation_url": SECONDARY_DOCS}, {"Retry-After": "1"})
+            self._note_limited()
             return reply, rate, "secondary_limited", None
         if self.cfg.error_rate and _draw(self.cfg.seed, n, "error") < self.cfg.error_rate:
             if _draw(self.cfg.seed, n, "which") < 0.5:
@@ -369,6 +379,7 @@ class Emulator:
             if not auth:
                 msg += (" (But here's the good news: Authenticated requests get a higher rate limit. "
                         "Check out the documentation for more details.)")
+            self._note_limited()
             return _Reply(403, {"message": msg, "documentation_url": RATE_DOCS}), rate, "rate_limited", None
 
         base = f"http://{h.headers['Host']}" if h.headers.get("Host") else self.url
