@@ -38,6 +38,9 @@ DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 class StoreError(UserError):
     """A path that must not be opened as the store; the message names it and says why."""
 
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: cannot open the store: {reason}")
+
 
 MIGRATIONS: list[str] = [
     # 1: issues, timelines and crawl state (crawler)
@@ -139,21 +142,21 @@ def check_store(path: Path | str) -> StoreCheck:
     the store (see the module docstring). Creates the project's ``data/`` folder when missing."""
     p = Path(path)
     if p.is_dir():
-        raise StoreError(f"{p}: is a folder, not a store file (e.g. --db {p / 'mine.db'})")
+        raise StoreError(p, f"is a folder, not a store file (e.g. --db {p / 'mine.db'})")
     folder = p.parent
     if not folder.exists() and folder.resolve() == DEFAULT_DATA_DIR.resolve():
         folder.mkdir(parents=True, exist_ok=True)
     if not folder.is_dir():
-        raise StoreError(f"{p}: the folder {folder} does not exist; create it first (mkdir -p {folder}) "
+        raise StoreError(p, f"the folder {folder} does not exist; create it first (mkdir -p {folder}) "
                          "or check the path")
     exists = p.exists()
     if exists and not os.access(p, os.R_OK):
-        raise StoreError(f"{p}: not readable by you; nothing was written")
+        raise StoreError(p, "not readable by you; nothing was written")
     if exists and not os.access(p, os.W_OK):
-        raise StoreError(f"{p}: read-only (not writable by you); nothing was written; make it writable "
+        raise StoreError(p, f"read-only (not writable by you); nothing was written; make it writable "
                          "(chmod u+w) or work on a copy")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise StoreError(f"{p}: the folder {folder} is not writable by you (the store keeps its -wal, -shm "
+        raise StoreError(p, f"the folder {folder} is not writable by you (the store keeps its -wal, -shm "
                          "and lock files beside it); nothing was written")
     if not exists:
         return StoreCheck(p, "new")
@@ -162,11 +165,11 @@ def check_store(path: Path | str) -> StoreCheck:
     if not head:
         return StoreCheck(p, "new")   # an empty file is an empty SQLite database
     if not head.startswith(_SQLITE_MAGIC):
-        raise StoreError(f"{p}: not a store: not an SQLite database file; nothing was written")
+        raise StoreError(p, "not an SQLite database file; nothing was written")
     try:
         return _inspect(p)
     except sqlite3.DatabaseError as e:
-        raise StoreError(f"{p}: the store is damaged (SQLite: {e}); nothing was written; restore a backup, "
+        raise StoreError(p, f"the store is damaged (SQLite: {e}); nothing was written; restore a backup, "
                          f"or salvage it: sqlite3 {p} .recover | sqlite3 recovered.db") from None
 
 
@@ -185,15 +188,15 @@ def _inspect(p: Path) -> StoreCheck:
             kind = "unmarked"
         else:
             shown = ", ".join(sorted(tables)[:6]) + (", ..." if len(tables) > 6 else "")
-            raise StoreError(f"{p}: not a mine store but another program's SQLite database "
+            raise StoreError(p, "not a mine store but another program's SQLite database "
                              f"(application_id {app_id:#x}, user_version {version}, tables: {shown or 'none'}); "
                              "nothing was written; choose another --db")
         if version > known:
-            raise StoreError(f"{p}: the store's schema version {version} is newer than this release knows "
+            raise StoreError(p, f"the store's schema version {version} is newer than this release knows "
                              f"({known}); nothing was written; update the pipeline (git pull; make install)")
         problems = [r[0] for r in ro.execute("PRAGMA quick_check(5)")]
         if problems != ["ok"]:
-            raise StoreError(f"{p}: the store is damaged (SQLite quick_check: {problems[0]}); nothing was written; "
+            raise StoreError(p, f"the store is damaged (SQLite quick_check: {problems[0]}); nothing was written; "
                              f"restore a backup, or salvage it: sqlite3 {p} .recover | sqlite3 recovered.db")
         return StoreCheck(p, kind, version)
 
