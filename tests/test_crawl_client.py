@@ -149,3 +149,22 @@ def test_a_malformed_api_url_is_not_retried():
     with pytest.raises(CrawlError, match="InvalidSchema"):
         c.get("repos/a/b/issues")
     assert slept == [] and c.retries == 0
+
+
+def test_a_spent_budget_without_a_reset_time_waits_the_bounded_minimum_then_probes():
+    """Limited, and GitHub said nothing about when it ends (no X-RateLimit-Reset): wait
+    ``stale_reset_wait`` (GitHub: "at least one minute"), then try once."""
+    now = [1_000.0]
+    waits: list[float] = []
+
+    def on_wait(seconds: float, reason: str) -> None:
+        waits.append(round(seconds))
+        now[0] += seconds
+
+    with emu() as e:
+        c = GitHubClient(e.url, stale_reset_wait=60, on_wait=on_wait, clock=lambda: now[0])
+        c.budgets[0].remaining, c.budgets[0].reset = 0, None     # as after an answer without a reset header
+        assert c.get("repos/pytorch/pytorch").status == 200
+        assert e.stats()["requests"] == 1
+    assert waits == [60]
+    assert c.budgets[0].remaining == c.budgets[0].limit - 1     # the answer's figures took over

@@ -306,13 +306,14 @@ class GitHubClient:
         url = path_or_url if "://" in path_or_url else urljoin(self.api_url, path_or_url.lstrip("/"))
         return requests.Request("GET", url, params=params or None).prepare().url or url
 
-    def _release(self, budget: TokenBudget, headers: Any) -> None:
+    def _release(self, budget: TokenBudget, headers: Any, *, sent: bool = True) -> None:
         """A request with ``budget``'s token came back (``headers`` ``None``: no answer)."""
         received = self._clock()
         with self._lock:
             budget.in_flight -= 1
-            budget.requests += 1
-            self.requests += 1
+            if sent:
+                budget.requests += 1
+                self.requests += 1
             if headers is not None:
                 self._answered = True
                 budget.note(*_rate_headers(headers))
@@ -327,10 +328,15 @@ class GitHubClient:
         while True:
             with self._lock:
                 while True:
+                    self._check_cancelled()
                     now = self.github_time()
                     best, best_left = None, 0.0
                     for b in self._budgets:
                         if now < b.blocked_until:
+                            continue
+                        if b.remaining is not None and b.remaining <= 0 and b.reset is None:
+                            # spent, and no reset time to wait for: GitHub's "wait at least a minute"
+                            b.blocked_until, b.remaining = now + self.stale_reset_wait, None
                             continue
                         if b.remaining is not None and b.reset is not None and now >= b.reset:
                             # the window is over: a full budget (the next answer says exactly)
@@ -345,11 +351,18 @@ class GitHubClient:
                         # answers in flight may hand budget back (a 304 or a 5xx costs nothing)
                         self._lock.wait(0.5)
                         continue
-                    until = min(max(b.blocked_until, (b.reset + 1) if b.reset is not None else now + self.stale_reset_wait)
-                                for b in self._budgets)
+                    until = min(self._usable_at(b, now) for b in self._budgets)
                     break
             n = len(self._budgets)
             self._wait(until - now, "rate limit spent, waiting for reset" + (f" (all {n} tokens)" if n > 1 else ""))
+
+    def _usable_at(self, b: TokenBudget, now: float) -> float:
+        """When (GitHub's clock) a spent token may send again."""
+        if now < b.blocked_until:
+            return b.blocked_until
+        if b.reset is not None and b.reset > now:
+            return b.reset + 1      # the Date header has whole seconds: one more for safety
+        return now + self.stale_reset_wait
 
     def _wait(self, seconds: float, reason: str) -> None:
         seconds = max(0.0, seconds)
@@ -400,8 +413,10 @@ class GitHubClient:
             self._check_cancelled()
             self._hold()
             budget = self._acquire()
-            try:
+            if self.cancelled.is_set():          # stopped while this thread waited for a token
+                self._release(budget, None, sent=False)
                 self._check_cancelled()
+            try:
                 r = self._session().get(url, headers={**headers, **self._auth(budget)}, timeout=self.timeout)
                 body = r.content  # read fully here: a truncated stream raises now, not later
             except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,

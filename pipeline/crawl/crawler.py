@@ -404,14 +404,14 @@ def _crawl_source(conn, source: Source, backend: IssueBackend, pool: ThreadPoolE
                     progress.advance(source.name)
             elif head.kind == "remove":
                 cursor = head.updated_at or cursor
-                if full:
+                if head.number not in known:
+                    s.skipped += 1
+                elif full:
                     listed.discard(head.number)     # counted, and guarded, once the listing is complete
-                elif head.number in known:
+                else:
                     cs.delete_issue(conn, source.repo, head.number, source_state=(source.name, state()))
                     known.pop(head.number, None)
                     s.removed += 1
-                else:
-                    s.skipped += 1
             elif head.kind == "page_end":
                 page = head.page
                 if page.last_updated and (cursor is None or page.last_updated > cursor):
