@@ -49,7 +49,7 @@ def test_nothing_listening_is_one_error_at_once_but_a_dropped_server_is_retried(
     with pytest.raises(ApiUnusable) as info:
         c.get("repos/a/b/issues")
     message = str(info.value)
-    assert "127.0.0.1:9" in message and "connection refused" in message and "--api-url" in message
+    assert "http://127.0.0.1:9/repos/a/b/issues: connection refused" in message and "--api-url" in message
     assert token not in message and len(brief(message)) < 200
     assert slept == [] and c.requests == 1
     assert c.has_token and token not in repr(c.__dict__.get("_budgets"))

@@ -429,8 +429,8 @@ class GitHubClient:
                 kind, text = network_reason(e, self.timeout)
                 if kind in ("refused", "dns", "tls") and not self._answered:
                     # nothing has ever answered at this address: a wrong --api-url, not a blip
-                    raise ApiUnusable(f"{url}: {self._host()}: {text}; is --api-url {self.api_url.rstrip('/')} "
-                                      "right (e.g. https://api.github.com)?") from None
+                    raise ApiUnusable(f"{url}: {text}; is --api-url {self.api_url.rstrip('/')} right "
+                                      "(e.g. https://api.github.com)?") from None
                 last = self._scrub(text)
                 attempt += 1
                 if attempt < self.max_attempts:
