@@ -394,6 +394,13 @@ class GitHubClient:
                 if self._resume_at == target:   # not extended meanwhile: the wait is over
                     self._resume_at = 0.0
 
+    def _next_attempt(self, attempt: int) -> int:
+        """Count a failed attempt, backing off before the next one (never after the last)."""
+        attempt += 1
+        if attempt < self.max_attempts:
+            self._backoff(attempt - 1)
+        return attempt
+
     def _backoff(self, attempt: int) -> None:
         delay = min(self.backoff_cap, self.backoff_base * (2 ** attempt))
         with self._lock:
@@ -432,9 +439,7 @@ class GitHubClient:
                     raise ApiUnusable(f"{url}: {text}; is --api-url {self.api_url.rstrip('/')} right "
                                       "(e.g. https://api.github.com)?") from None
                 last = self._scrub(text)
-                attempt += 1
-                if attempt < self.max_attempts:
-                    self._backoff(attempt - 1)
+                attempt = self._next_attempt(attempt)
                 continue
             except BaseException:
                 self._release(budget, None)
@@ -462,9 +467,7 @@ class GitHubClient:
                     continue
             if status >= 500:
                 last = f"HTTP {status}"
-                attempt += 1
-                if attempt < self.max_attempts:
-                    self._backoff(attempt - 1)
+                attempt = self._next_attempt(attempt)
                 continue
             if status in (404, 410):
                 raise NotFound(f"{url}: HTTP {status}: {self._scrub(_message(body))}")
@@ -474,9 +477,7 @@ class GitHubClient:
                 data = json.loads(body.decode("utf-8"))
             except (ValueError, UnicodeDecodeError) as e:
                 last = f"malformed JSON body ({len(body)} bytes): {e}"
-                attempt += 1
-                if attempt < self.max_attempts:
-                    self._backoff(attempt - 1)
+                attempt = self._next_attempt(attempt)
                 continue
             return Response(url, status, data, r.headers.get("ETag"), parse_link(r.headers.get("Link")))
         raise CrawlError(f"{url}: gave up after {self.max_attempts} attempts: {last}")

@@ -153,7 +153,7 @@ def check_store(path: Path | str) -> StoreCheck:
     if exists and not os.access(p, os.R_OK):
         raise StoreError(p, "not readable by you; nothing was written")
     if exists and not os.access(p, os.W_OK):
-        raise StoreError(p, f"read-only (not writable by you); nothing was written; make it writable "
+        raise StoreError(p, "read-only (not writable by you); nothing was written; make it writable "
                          "(chmod u+w) or work on a copy")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise StoreError(p, f"the folder {folder} is not writable by you (the store keeps its -wal, -shm "
@@ -209,8 +209,7 @@ def connect(path: Path | str | None = None, *, migrate: bool = True) -> sqlite3.
     Migrations run in one transaction each, so a killed process leaves the store at a whole version.
     """
     p = Path(path) if path else default_db()
-    memory = str(p) == ":memory:"
-    if not memory:
+    if str(p) != ":memory:":
         check_store(p)
     conn = sqlite3.connect(str(p), timeout=30, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
