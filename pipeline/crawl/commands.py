@@ -32,17 +32,25 @@ class RichProgress:
         self.counts: dict[str, int] = {}
         self.totals: dict[str, int | None] = {}
         self._lock = threading.Lock()
+        self._live = False
         self.cancelled = threading.Event()   # a set event ends a wait early (the CLI passes the client's)
 
     def __enter__(self) -> "RichProgress":
-        self.progress.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.progress.stop()
+        if self._live:
+            self.progress.stop()
+
+    def _show(self) -> None:
+        # drawn from the first bar on: a run refused before any listing prints its one error line only
+        if not self._live:
+            self._live = True
+            self.progress.start()
 
     def start(self, source: str, total: int | None) -> None:
         with self._lock:
+            self._show()
             if source not in self.tasks:
                 self.tasks[source] = self.progress.add_task(f"{source}: issues", total=total)
                 self.counts[source], self.totals[source] = 0, total
@@ -65,6 +73,8 @@ class RichProgress:
     def wait(self, seconds: float, reason: str) -> None:
         """Block ``seconds`` with a visible countdown (called from any crawler thread)."""
         end = time.monotonic() + seconds
+        with self._lock:
+            self._show()
         task = self.progress.add_task(f"[yellow]{reason}: {seconds:.0f}s", total=max(seconds, 0.001))
         try:
             while (left := end - time.monotonic()) > 0:
