@@ -126,7 +126,7 @@ def run_nightly(
     out_dir: Path | str,
     *,
     api_url: str = "https://api.github.com",
-    token: str | None = None,
+    token: str | list[str] | None = None,
     label_files: Sequence[Path | str] | None = None,
     max_wait: float | None = 600.0,
     bootstrap: int = 500,
@@ -315,7 +315,7 @@ def register(app: typer.Typer) -> None:
         """Crawl incrementally, filter, classify what is new, write the report and a change summary.
 
         Writes report.html, report.json, report.md, changes.md, changes.json and history.json into
-        --out. The token comes from GITHUB_TOKEN (never printed). Exit codes: 0 success, 3 partial
+        --out. Tokens come from GITHUB_TOKENS (comma-separated) and GITHUB_TOKEN, never printed. Exit codes: 0 success, 3 partial
         (rate limit reached, resumable), 1 failure.
         """
         from rich.console import Console
@@ -325,7 +325,9 @@ def register(app: typer.Typer) -> None:
 
         console = Console(highlight=False, soft_wrap=True)  # cron logs: one line per message, URLs unbroken
         try:
-            res = run_nightly(db or default_db(), out, api_url=api_url, token=os.environ.get("GITHUB_TOKEN"),
+            from pipeline.crawl.client import collect_tokens
+
+            res = run_nightly(db or default_db(), out, api_url=api_url, token=collect_tokens(None, os.environ),
                               label_files=label_files, max_wait=max_wait, bootstrap=bootstrap, model_path=model_dir,
                               validation=load_validation(validation), log=lambda m: console.print(m, markup=False))
         except Exception as e:  # a failure of the run itself: one line, exit 1 (user errors keep exit 2)

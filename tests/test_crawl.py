@@ -186,11 +186,15 @@ def test_request_budget_first_second_and_touched_runs(tmp_path):
         first = requests_served(emu) - before
         issues = sum(s.new for s in s1.sources.values())
         pages = sum(s.listing_pages for s in s1.sources.values())
+        # one lookup per label a source requires or excludes, on the first run only
+        checks = sum(len(s.labels) + len(s.exclude_labels) for s in SOURCES)
+        assert s1.totals()["label_checks"] == checks
         assert first == s1.requests
-        assert first <= 1.02 * issues + pages, (first, issues, pages)
+        assert first <= 1.02 * issues + pages + checks, (first, issues, pages)
 
         before = requests_served(emu)
         s2 = run_crawl(db, emu.url)
+        assert s2.totals()["label_checks"] == 0
         assert requests_served(emu) - before <= 2 * len(SOURCES)
         assert sum(s.timelines for s in s2.sources.values()) == 0
         assert sum(s.unchanged for s in s2.sources.values()) > 0
@@ -332,8 +336,9 @@ def test_kill_9_mid_crawl_then_resume_equals_uninterrupted(tmp_path, clean_store
 
 def test_token_never_appears_in_output_logs_or_store(tmp_path):
     token = "ghp_DistinctiveTok3n_4d8f2b9e1c7a"
+    pool = ["ghp_PoolTok3nOne_5e9a0c3d2b1f", "ghp_PoolTok3nTwo_6f0b1d4e3c2a"]
     db = tmp_path / "m.db"
-    with emulator(error_rate=0.1, truncate_rate=0.05) as emu:
+    with emulator(error_rate=0.1, truncate_rate=0.05, tokens=(token, *pool)) as emu:
         fast = ("--backoff-base", "0.01")
         runs = [run_mine("crawl", "--api-url", emu.url, "--db", str(db), "--token", token, *fast),
                 run_mine("crawl", "--api-url", emu.url, "--db", str(db), "--format", "json", *fast,
@@ -341,13 +346,28 @@ def test_token_never_appears_in_output_logs_or_store(tmp_path):
                 run_mine("status", "--db", str(db)),
                 # an error path: an unreachable API (connection refused) after the emulator
                 run_mine("crawl", "--api-url", "http://127.0.0.1:9/", "--db", str(db), "--token", token,
-                         "--backoff-base", "0.01", "--max-attempts", "2")]
+                         "--backoff-base", "0.01", "--max-attempts", "2"),
+                # a pool, from the environment and from repeated --token; a full run sends every kind of request
+                run_mine("crawl", "--api-url", emu.url, "--db", str(db), "--full", *fast,
+                         env={"GITHUB_TOKENS": ",".join(pool), "GITHUB_TOKEN": ""}),
+                run_mine("crawl", "--api-url", emu.url, "--db", str(db), "--format", "json", "--token", pool[0],
+                         "--token", pool[1], "--token", token, *fast),
+                # a token the API refuses: named by position, never shown
+                run_mine("crawl", "--api-url", emu.url, "--db", str(db), "--token", pool[0], "--token",
+                         pool[1] + "x", *fast)]
+        stats = emu.stats()
     for r in runs:
-        assert token not in r.stdout and token not in r.stderr
-    assert runs[0].returncode == 0, runs[0].stderr
-    assert runs[3].returncode == 1
+        for t in (token, *pool):
+            assert t not in r.stdout and t not in r.stderr
+    assert [r.returncode for r in runs] == [0, 0, 0, 2, 0, 0, 2], [r.stderr for r in runs]
+    assert "token 2" in runs[6].stderr and "401" in runs[6].stderr
+    assert token not in json.dumps(stats) and all(t not in json.dumps(stats) for t in pool)
+    assert stats["by_token"]["2"] > 0 and stats["by_token"]["3"] > 0     # both pool tokens were used
+    assert [t["token"] for t in json.loads(runs[5].stdout)["tokens"]] == [1, 2, 3]
     for f in tmp_path.iterdir():
-        assert token.encode() not in f.read_bytes(), f.name
+        data = f.read_bytes()
+        for t in (token, *pool):
+            assert t.encode() not in data, f.name
 
 
 def test_concurrency_one_gives_the_same_store(tmp_path, clean_store):
@@ -493,7 +513,7 @@ def test_crawl_bad_input_is_one_line_exit_2(tmp_path):
             (("--since", "yesterday"), "--since 'yesterday'"),
             (("--api-url", "api.github.com"), "--api-url 'api.github.com'"),
             (("--api-url", "ftp://127.0.0.1/"), "--api-url 'ftp://127.0.0.1/'"),
-            (("--db", str(not_a_db)), "cannot open the store"),
+            (("--db", str(not_a_db)), "not an SQLite database"),
         ]
         for extra, message in cases:
             args = ["crawl", "--api-url", emu.url, "--db", db, "--token", "t0k3n_x", *extra]
@@ -545,12 +565,22 @@ def test_summary_and_errors_stay_whole_lines_in_an_80_column_log(tmp_path):
     marks = json.loads(run_mine("status", "--db", db, "--format", "json").stdout)["sources"]
     assert status.returncode == 0 and "…" not in status.stdout
     assert all(m["high_water"] in status.stdout and m["last_crawl"] in status.stdout for m in marks.values())
-    bad = run_mine("crawl", "--api-url", "http://127.0.0.1:9", "--db", db, "--max-attempts", "1",
-                   env={"COLUMNS": "80"})
-    assert bad.returncode == 1
-    errors = [ln for ln in bad.stdout.splitlines() if ln.startswith("error: ")]
-    assert len(errors) == len(SOURCES), bad.stdout
-    assert all("http://127.0.0.1:9/repos/" in e and "gave up after 1 attempts" in e for e in errors), bad.stdout
+    with emulator(error_rate=1.0) as emu:
+        url = emu.url
+        bad = run_mine("crawl", "--api-url", url, "--db", db, "--max-attempts", "2", "--backoff-base", "0.01",
+                       env={"COLUMNS": "80"})
+        bad_json = run_mine("crawl", "--api-url", url, "--db", db, "--max-attempts", "2", "--backoff-base", "0.01",
+                            "--format", "json", env={"COLUMNS": "80"})
+    assert bad.returncode == bad_json.returncode == 1
+    # errors go to stderr, one line each, the URL without its query string (in full with --format json)
+    assert "error" not in bad.stdout
+    errors = [ln for ln in bad.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == len(SOURCES), bad.stderr
+    assert all(f"{url}/repos/" in e and "gave up after 2 attempts: HTTP 50" in e and "?" not in e
+               and len(e) < 160 for e in errors), errors
+    full = [ln for ln in bad_json.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(full) == len(SOURCES) and all(f"{url}/repos/" in e for e in full), bad_json.stderr
+    assert json.loads(bad_json.stdout)["errors"] == [e.removeprefix("error: ") for e in full]
 
 
 def test_ctrl_c_during_a_rate_limit_wait_stops_at_once_and_keeps_the_store(tmp_path):
@@ -648,7 +678,9 @@ def test_full_listing_drops_issues_the_incremental_listing_cannot_see(tmp_path):
         assert (nightly["requests"], nightly["not_modified"]) == (2, 2)
     assert out["sources"][torch.name]["removed"] == 3 and out["sources"]["tf2onnx"]["removed"] == 0
     assert sum(s["timelines"] for s in out["sources"].values()) == 0
-    assert served == sum(s["listing_pages"] for s in out["sources"].values())
+    # listing pages, and each label looked up again (conditional: answered 304)
+    assert served == sum(s["listing_pages"] + s["label_checks"] for s in out["sources"].values())
+    assert sum(s["label_checks"] for s in out["sources"].values()) == out["not_modified"] == 3
     conn = connect(db)
     numbers = {r[0] for r in conn.execute("SELECT number FROM issues WHERE source = ?", (torch.name,))}
     assert numbers == set(stored) - {reopened, relabelled, deleted}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pipeline.crawl.backend import IssueBackend, shift_time
-from pipeline.crawl.client import BudgetExhausted, CrawlError, GitHubClient, NotFound, parse_link, scrub
+from pipeline.crawl.client import (ApiUnusable, BudgetExhausted, CrawlError, GitHubClient, NotFound, brief,
+                                  parse_link, scrub)
 
 server = pytest.importorskip("pipeline.emulator.server", reason="the GitHub emulator is not there yet")
 
@@ -20,6 +21,8 @@ def test_pure_helpers():
     assert parse_link('<http://x/a?page=2>; rel="next", <http://x/a?page=5>; rel="last"') == {
         "next": "http://x/a?page=2", "last": "http://x/a?page=5"}
     assert parse_link(None) == {}
+    assert brief("x: http://h:1/repos/a/b/issues?state=closed&labels=a%3Ab: gave up; see https://d/x?y=1") == \
+        "x: http://h:1/repos/a/b/issues: gave up; see https://d/x"
     assert shift_time("2024-01-01T00:00:30Z", -60) == "2023-12-31T23:59:30Z"
 
 
@@ -30,18 +33,39 @@ def test_5xx_is_retried_with_exponential_backoff_then_reported():
         with pytest.raises(CrawlError, match=r"/repos/pytorch/pytorch/issues\?state=closed: gave up after 4 attempts: HTTP 50[23]"):
             c.get("repos/pytorch/pytorch/issues", {"state": "closed"})
         assert e.stats()["requests"] == 4 and c.requests == 4
-    assert len(delays) == 4
+    assert len(delays) == 3                  # between attempts only: no sleep after the last one
     for i, d in enumerate(delays):           # equal jitter: between half and all of base * 2^i
         assert 2 ** i * 0.5 <= d <= 2 ** i
 
 
-def test_connection_errors_are_retried_and_scrubbed():
+def test_nothing_listening_is_one_error_at_once_but_a_dropped_server_is_retried():
+    """A refused connection before anything answered is a wrong --api-url: no retry, no sleep.
+    Once the API has answered, a refused connection is a blip (a restart): backoff and retry."""
+    import socket
+
     token = "ghp_secretsecretsecret"
-    c = GitHubClient("http://127.0.0.1:9/", token, max_attempts=2, sleep=lambda s: None)
-    with pytest.raises(CrawlError) as info:
+    slept: list[float] = []
+    c = GitHubClient("http://127.0.0.1:9/", token, max_attempts=5, sleep=slept.append)
+    with pytest.raises(ApiUnusable) as info:
         c.get("repos/a/b/issues")
-    assert "2 attempts" in str(info.value) and token not in str(info.value)
-    assert c.has_token and token not in repr(c.__dict__.get("rate"))
+    message = str(info.value)
+    assert "http://127.0.0.1:9/repos/a/b/issues: connection refused" in message and "--api-url" in message
+    assert token not in message and len(brief(message)) < 200
+    assert slept == [] and c.requests == 1
+    assert c.has_token and token not in repr(c.__dict__.get("_budgets"))
+    with emu() as e:
+        c = GitHubClient(e.url, max_attempts=3, sleep=slept.append)
+        c.get("repos/pytorch/pytorch")
+        url = e.url
+    with socket.socket() as s:                       # the port is free again: nothing listens
+        if s.connect_ex(("127.0.0.1", int(url.rsplit(":", 1)[1]))) == 0:
+            pytest.skip("the emulator's port was taken again")
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:              # a new thread: a new connection, not the kept-alive one
+        with pytest.raises(CrawlError, match=r"gave up after 3 attempts: connection refused") as info:
+            pool.submit(c.get, "repos/pytorch/pytorch").result()
+    assert not isinstance(info.value, ApiUnusable) and len(slept) == 2
 
 
 def test_etag_304_and_not_found():
@@ -125,3 +149,22 @@ def test_a_malformed_api_url_is_not_retried():
     with pytest.raises(CrawlError, match="InvalidSchema"):
         c.get("repos/a/b/issues")
     assert slept == [] and c.retries == 0
+
+
+def test_a_spent_budget_without_a_reset_time_waits_the_bounded_minimum_then_probes():
+    """Limited, and GitHub said nothing about when it ends (no X-RateLimit-Reset): wait
+    ``stale_reset_wait`` (GitHub: "at least one minute"), then try once."""
+    now = [1_000.0]
+    waits: list[float] = []
+
+    def on_wait(seconds: float, reason: str) -> None:
+        waits.append(round(seconds))
+        now[0] += seconds
+
+    with emu() as e:
+        c = GitHubClient(e.url, stale_reset_wait=60, on_wait=on_wait, clock=lambda: now[0])
+        c.budgets[0].remaining, c.budgets[0].reset = 0, None     # as after an answer without a reset header
+        assert c.get("repos/pytorch/pytorch").status == 200
+        assert e.stats()["requests"] == 1
+    assert waits == [60]
+    assert c.budgets[0].remaining == c.budgets[0].limit - 1     # the answer's figures took over

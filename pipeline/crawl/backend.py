@@ -22,6 +22,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
+from urllib.parse import quote
 
 from pipeline.crawl.client import GitHubClient, Response
 from pipeline.sources import Source, issue_url, label_names
@@ -157,6 +158,26 @@ class IssueBackend:
             total = len(items)
         return ListingPage(resp.url, resp.etag, False, relevant, len(items), dropped,
                            max(stamps) if stamps else None, resp.links.get("next"), total)
+
+    def label(self, repo: str, name: str, etag: str | None = None) -> Response:
+        """``GET /repos/{repo}/labels/{name}`` (conditional with ``etag``); raises
+        :class:`~pipeline.crawl.client.NotFound` when the repository has no such label."""
+        return self.client.get(self.label_url(repo, name), etag=etag)
+
+    def label_url(self, repo: str, name: str) -> str:
+        # every character of a label name can occur (spaces, ':', '/'): all of them quoted
+        return self.client.url_for(f"repos/{repo}/labels/{quote(name, safe='')}")
+
+    def repo_labels(self, repo: str) -> list[str]:
+        """The names of every label of ``repo`` (``GET /repos/{repo}/labels``, all pages)."""
+        names: list[str] = []
+        resp = self.client.get(f"repos/{repo}/labels", {"per_page": str(self.per_page)})
+        while True:
+            names += [lab["name"] for lab in resp.data or [] if isinstance(lab, dict) and "name" in lab]
+            nxt = resp.links.get("next")
+            if not nxt:
+                return names
+            resp = self.client.get(nxt)
 
     def timeline(self, repo: str, number: int) -> list[dict]:
         """All timeline events of one issue, in GitHub's order (follows ``Link`` pagination)."""

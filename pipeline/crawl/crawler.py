@@ -17,8 +17,18 @@ How a run stays cheap, resumable and exact:
   no timeline request) and, when the run completes, deletes the stored issues of the source the
   listing no longer returns: reopened, relabelled, deleted or transferred issues, which an
   incremental ``since=`` listing can never show. About one request per 100 listed issues.
+- Before anything is listed, each source's labels (required and excluded) are looked up
+  (``GET /repos/{o}/{r}/labels/{name}``): GitHub answers a listing by an unknown label with an
+  empty list, which would make a typo find nothing and ``--full`` delete every stored issue.
+  An unknown label is a :class:`UnknownLabel` naming the closest existing ones. A label once
+  found is remembered with its ETag (``http_cache``); it is looked up again (a free 304) by
+  ``full`` runs and when an incremental listing comes back empty.
+- ``full`` refuses to remove more than ``max_removal_share`` (20%) of a source's stored issues
+  unless ``allow_removals``: the source's removals are reported (``would_remove``), none is made.
 - When the rate-limit wait would exceed ``max_wait``, the run stops at the cursor, reports itself
-  partial (CLI exit code 3) and the next run continues.
+  partial (CLI exit code 3) and the next run continues; the client sends nothing more.
+- An ``--api-url`` that is not GitHub's API (:class:`~pipeline.crawl.client.ApiUnusable`) stops
+  the whole run at once, before anything is written.
 - One crawl per store at a time: a run holds an exclusive ``flock`` on ``<store>.crawl-lock``
   (released by the kernel even on ``kill -9``). A second run (e.g. tonight's cron while last
   night's still waits for a rate-limit reset) stops at once instead of spending the budget twice.
@@ -26,6 +36,7 @@ How a run stays cheap, resumable and exact:
 
 from __future__ import annotations
 
+import difflib
 import fcntl
 import json
 import os
@@ -37,12 +48,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from pipeline.crawl.backend import IssueBackend, ListingPage, event_fields, issue_fields, shift_time
-from pipeline.crawl.client import BudgetExhausted, CrawlError, GitHubClient, NotFound
+from pipeline.crawl.client import ApiUnusable, BudgetExhausted, CrawlError, GitHubClient, NotFound
 from pipeline.errors import UserError
 from pipeline.sources import Source
 from pipeline.store import crawlstore as cs
 
 OVERLAP_SECONDS = 60
+MAX_REMOVAL_SHARE = 0.2   # --full removes at most this share of a source's stored issues unless allowed
+
+
+class UnknownLabel(UserError):
+    """A source names a label its repository does not have (or spells it differently)."""
 
 
 class CrawlProgress(Protocol):
@@ -65,6 +81,9 @@ class SourceSummary:
     skipped: int = 0          # listed but not relevant (pull requests, excluded labels) and not stored
     timelines: int = 0        # timelines fetched
     listing_pages: int = 0
+    label_checks: int = 0     # label lookups sent (see verify_labels)
+    stored: int = 0           # --full: the source's stored issues when its listing completed
+    would_remove: list[int] = field(default_factory=list)   # --full removals refused (numbers)
     since: str | None = None  # where the listing started
     high_water: str | None = None
     complete: bool = False
@@ -86,12 +105,14 @@ class CrawlSummary:
     partial: bool = False          # stopped by --max-wait: resumable
     stop_reason: str | None = None
     errors: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)    # --full removals refused, one line per source
+    tokens: list[dict] = field(default_factory=list)    # per token, by position: limit, remaining, reset, requests
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def totals(self) -> dict[str, int]:
-        keys = ("new", "updated", "unchanged", "removed", "skipped", "timelines", "listing_pages")
+        keys = ("new", "updated", "unchanged", "removed", "skipped", "timelines", "listing_pages", "label_checks")
         return {k: sum(getattr(s, k) for s in self.sources.values()) for k in keys}
 
 
@@ -113,16 +134,20 @@ def crawl(
     *,
     since: str | None = None,
     full: bool = False,
+    allow_removals: bool = False,
+    max_removal_share: float = MAX_REMOVAL_SHARE,
     concurrency: int = 4,
     overlap_seconds: int = OVERLAP_SECONDS,
     progress: CrawlProgress | None = None,
 ) -> CrawlSummary:
-    """Crawl ``sources`` into the store ``conn``; returns what happened (never raises for
-    HTTP trouble: a failed source is reported in ``errors`` and left resumable). Raises
-    :class:`UserError` when another crawl is writing the same store."""
+    """Crawl ``sources`` into the store ``conn``; returns what happened (a source that fails
+    after retries is reported in ``errors`` and left resumable). Raises :class:`UserError` when
+    another crawl is writing the same store, a source names an unknown label
+    (:class:`UnknownLabel`), or the API URL is not GitHub's (:class:`ApiUnusable`)."""
     with crawl_lock(conn):
         return _crawl(conn, sources, client, since=since, full=full, concurrency=concurrency,
-                      overlap_seconds=overlap_seconds, progress=progress)
+                      overlap_seconds=overlap_seconds, progress=progress, allow_removals=allow_removals,
+                      max_removal_share=max_removal_share)
 
 
 @contextmanager
@@ -150,19 +175,38 @@ def crawl_lock(conn):
 
 
 def _crawl(conn, sources: list[Source], client: GitHubClient, *, since: str | None, full: bool, concurrency: int,
-           overlap_seconds: int, progress: CrawlProgress | None) -> CrawlSummary:
+           overlap_seconds: int, progress: CrawlProgress | None, allow_removals: bool = False,
+           max_removal_share: float = MAX_REMOVAL_SHARE) -> CrawlSummary:
     t0 = time.monotonic()
     r0, n0, x0 = client.requests, client.not_modified, client.retries   # the client may be reused
     summary = CrawlSummary()
     backend = IssueBackend(client)
     concurrency = max(1, concurrency)
+    summary.sources = {source.name: SourceSummary(source.name) for source in sources}
+    checked: list[Source] = []
+    for source in sources:
+        # every source's labels before any listing: a typo stops the run before it writes anything
+        s = summary.sources[source.name]
+        try:
+            verify_labels(conn, source, backend, force=full, summary=s)
+            checked.append(source)
+        except BudgetExhausted as e:
+            s.error = summary.stop_reason = str(e)
+            summary.partial = True
+            break
+        except (ApiUnusable, UnknownLabel):
+            raise
+        except CrawlError as e:
+            s.error = str(e)
+            summary.errors.append(f"{source.name}: {e}")
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="timeline") as pool:
-        for source in sources:
-            s = SourceSummary(source.name)
-            summary.sources[source.name] = s
+        for source in checked if not summary.partial else []:
+            s = summary.sources[source.name]
             try:
                 _crawl_source(conn, source, backend, pool, s, since, concurrency, overlap_seconds, progress,
-                              full=full)
+                              full=full, allow_removals=allow_removals, max_removal_share=max_removal_share)
+                if s.would_remove:
+                    summary.refused.append(_refusal(source, s, max_removal_share))
             except KeyboardInterrupt:
                 # end the fetches still running (a rate-limit wait can last an hour) before the
                 # pool joins them; what is stored stays whole and resumable
@@ -173,6 +217,9 @@ def _crawl(conn, sources: list[Source], client: GitHubClient, *, since: str | No
                 summary.partial = True
                 summary.stop_reason = str(e)
                 break
+            except ApiUnusable:
+                client.cancel()
+                raise
             except CrawlError as e:
                 s.error = str(e)
                 summary.errors.append(f"{source.name}: {e}")
@@ -182,11 +229,60 @@ def _crawl(conn, sources: list[Source], client: GitHubClient, *, since: str | No
     summary.requests = client.requests - r0
     summary.not_modified = client.not_modified - n0
     summary.retries = client.retries - x0
-    summary.rate_limit = client.rate.limit
-    summary.rate_remaining = client.rate.remaining
-    summary.rate_reset = client.rate.reset
+    rate = client.rate
+    summary.rate_limit, summary.rate_remaining, summary.rate_reset = rate.limit, rate.remaining, rate.reset
+    summary.tokens = [b.summary() for b in client.budgets]
     summary.seconds = time.monotonic() - t0
     return summary
+
+
+def _refusal(source: Source, s: SourceSummary, share: float) -> str:
+    return (f"{source.name}: --full would remove {len(s.would_remove)} of the {s.stored} stored issues "
+            f"({100 * len(s.would_remove) / max(1, s.stored):.0f}%, more than {100 * share:.0f}%): none removed; "
+            "check the source's labels and state, or run again with --allow-removals if they are really gone")
+
+
+def verify_labels(conn, source: Source, backend: IssueBackend, *, force: bool = False,
+                  summary: SourceSummary | None = None) -> None:
+    """Check that every label ``source`` requires or excludes exists in its repository, spelled
+    exactly so (the listing matches labels case-insensitively, the relevance rule exactly).
+
+    A label found before is remembered with its ETag and not asked again unless ``force``
+    (then a conditional request: a 304, free on GitHub). Raises :class:`UnknownLabel` naming the
+    closest existing labels (``GET /repos/{o}/{r}/labels``)."""
+    for name in dict.fromkeys((*source.labels, *source.exclude_labels)):
+        url = backend.label_url(source.repo, name)
+        etag, meta = cs.cache_get(conn, url)
+        known = meta is not None and meta.get("label") == name
+        if known and not force:
+            continue
+        if summary is not None:
+            summary.label_checks += 1
+        try:
+            resp = backend.label(source.repo, name, etag=etag if known else None)
+        except NotFound:
+            raise UnknownLabel(_unknown_label(source, name, backend)) from None
+        if resp.not_modified:
+            continue
+        actual = (resp.data or {}).get("name") if isinstance(resp.data, dict) else None
+        if actual != name:
+            raise UnknownLabel(f"source {source.name!r}: label {name!r} is spelled {actual!r} in {source.repo}; "
+                               "labels must match exactly: fix the sources file")
+        cs.cache_put(conn, url, resp.etag, {"label": name})
+
+
+def _unknown_label(source: Source, name: str, backend: IssueBackend) -> str:
+    kind = "excluded label" if name in source.exclude_labels and name not in source.labels else "label"
+    try:
+        names = backend.repo_labels(source.repo)
+    except NotFound:
+        return (f"source {source.name!r}: repository {source.repo} not found (or not visible with this token), "
+                f"so its {kind} {name!r} cannot be checked")
+    folded = {n.casefold(): n for n in names}
+    close = [folded[n] for n in difflib.get_close_matches(name.casefold(), list(folded), n=3, cutoff=0.6)]
+    hint = (f"closest: {', '.join(repr(n) for n in close)}" if close
+            else f"it has {len(names)} labels" + (f", e.g. {', '.join(repr(n) for n in sorted(names)[:3])}" if names else ""))
+    return f"source {source.name!r}: {kind} {name!r} does not exist in {source.repo} ({hint}); fix the sources file"
 
 
 def _start_point(st: cs.CrawlState, since: str | None, overlap: int) -> tuple[str | None, str | None]:
@@ -203,7 +299,8 @@ def _start_point(st: cs.CrawlState, since: str | None, overlap: int) -> tuple[st
 
 def _crawl_source(conn, source: Source, backend: IssueBackend, pool: ThreadPoolExecutor, s: SourceSummary,
                   since: str | None, concurrency: int, overlap: int, progress: CrawlProgress | None,
-                  full: bool = False) -> None:
+                  full: bool = False, allow_removals: bool = False,
+                  max_removal_share: float = MAX_REMOVAL_SHARE) -> None:
     st = cs.get_crawl_state(conn, source.name)
     cursor, query_since = (None, None) if full else _start_point(st, since, overlap)
     s.since = query_since
@@ -211,7 +308,8 @@ def _crawl_source(conn, source: Source, backend: IssueBackend, pool: ThreadPoolE
     def state() -> dict:
         return {"running": True, "cursor": cursor}
 
-    cs.set_crawl_state(conn, source.name, state=state())
+    # the run's state is first written with its first answered page: a run that gets no answer
+    # (a wrong --api-url) leaves the store as it was
     known = cs.known_issues(conn, source.repo)
     in_run: dict[int, str | None] = {}      # number -> updated_at queued in this run
     listing_prefix = backend.client.url_for(f"repos/{source.repo}/issues")
@@ -230,6 +328,7 @@ def _crawl_source(conn, source: Source, backend: IssueBackend, pool: ThreadPoolE
     listed: set[int] = set()                 # relevant issues this run listed (for ``full``)
     pages_left = True
     first_page = True
+    any_seen = False                         # any page listed an item (or was unchanged: a 304)
     stop: BaseException | None = None
 
     try:
@@ -246,6 +345,7 @@ def _crawl_source(conn, source: Source, backend: IssueBackend, pool: ThreadPoolE
                     _cancel(queue)      # keep what is already in flight, start nothing new
                     break
                 s.listing_pages += 1
+                any_seen = any_seen or page.seen > 0 or page.not_modified
                 if first_page and progress:
                     progress.start(source.name, page.total_estimate)
                 for issue in page.issues:
@@ -304,12 +404,14 @@ def _crawl_source(conn, source: Source, backend: IssueBackend, pool: ThreadPoolE
                     progress.advance(source.name)
             elif head.kind == "remove":
                 cursor = head.updated_at or cursor
-                if head.number in known:
+                if head.number not in known:
+                    s.skipped += 1
+                elif full:
+                    listed.discard(head.number)     # counted, and guarded, once the listing is complete
+                else:
                     cs.delete_issue(conn, source.repo, head.number, source_state=(source.name, state()))
                     known.pop(head.number, None)
                     s.removed += 1
-                else:
-                    s.skipped += 1
             elif head.kind == "page_end":
                 page = head.page
                 if page.last_updated and (cursor is None or page.last_updated > cursor):
@@ -329,11 +431,20 @@ def _crawl_source(conn, source: Source, backend: IssueBackend, pool: ThreadPoolE
         raise stop
     if full:
         # only a completed listing proves absence; the rows are this source's own
-        gone = [n for (n,) in conn.execute("SELECT number FROM issues WHERE repo = ? AND source = ?",
-                                           (source.repo, source.name)) if n not in listed]
-        for number in gone:
-            cs.delete_issue(conn, source.repo, number)
-        s.removed += len(gone)
+        stored = [n for (n,) in conn.execute("SELECT number FROM issues WHERE repo = ? AND source = ?",
+                                             (source.repo, source.name))]
+        gone = sorted(n for n in stored if n not in listed)
+        s.stored = len(stored)
+        if gone and len(gone) > max_removal_share * len(stored) and not allow_removals:
+            # an implausible listing (a label emptied or renamed, a wrong rule): keep everything
+            s.would_remove = gone
+        else:
+            for number in gone:
+                cs.delete_issue(conn, source.repo, number)
+            s.removed += len(gone)
+    elif s.listing_pages and not any_seen and source.labels:
+        # an empty listing may mean the label was renamed or deleted since it was checked
+        verify_labels(conn, source, backend, force=True, summary=s)
     high_water = max(filter(None, [st.high_water, cursor]), default=None)
     cs.set_crawl_state(conn, source.name, high_water=high_water, last_crawl=cs.now_utc(), state={})
     s.high_water = high_water

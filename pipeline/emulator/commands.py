@@ -47,6 +47,12 @@ def register(app: typer.Typer) -> None:
         sources_file: Optional[Path] = typer.Option(
             None, "--sources", metavar="FILE", help="Sources YAML whose rules --relevant-corpus applies (default: pipeline/sources.yaml)."),
         synthetic: bool = typer.Option(True, "--synthetic/--no-synthetic", help="Serve synthetic issues too; --no-synthetic serves only the corpus issues."),
+        clock_skew: float = typer.Option(
+            0.0, "--clock-skew", help="Seconds added to the emulator's clock (rate-limit resets, Date headers): a GitHub whose clock differs from yours."),
+        reset_skew: int = typer.Option(
+            0, "--reset-skew", help="Seconds added to the reset times it reports (headers, /rate_limit) but not to its clock: e.g. -30, a reset already past while still limited."),
+        token: Optional[list[str]] = typer.Option(
+            None, "--token", help="Accept only this token (repeatable; others get 401 Bad credentials). Each token has its own budget."),
     ) -> None:
         """Serve a local GitHub REST API emulator with synthetic pytorch/pytorch and
         onnx/tensorflow-onnx issues (and real ones from --corpus files), timelines, rate
@@ -66,7 +72,8 @@ def register(app: typer.Typer) -> None:
 
         cfg = EmulatorConfig(seed=seed, issues=issues, latency_ms=latency_ms, error_rate=error_rate,
                              rate_limit=rate_limit, reset_seconds=reset_seconds, secondary_every=secondary_every,
-                             truncate_rate=truncate_rate, host=host, port=port,
+                             truncate_rate=truncate_rate, clock_skew=clock_skew, reset_skew=reset_skew, tokens=tuple(token or ()),
+                             host=host, port=port,
                              corpus=tuple(map(str, corpus or ())), relevant_corpus=tuple(map(str, relevant_corpus or ())),
                              sources=str(sources_file) if sources_file else None, synthetic=synthetic)
         try:

@@ -12,7 +12,16 @@ Serves deterministic synthetic data (see :mod:`pipeline.emulator.data`) for
 
 Endpoints: ``GET /repos/{o}/{r}``, ``/repos/{o}/{r}/issues`` (state, labels, since,
 sort, direction, per_page, page), ``/repos/{o}/{r}/issues/{n}``, ``.../timeline``,
-``.../comments`` (both paginated), ``/repos/{o}/{r}/labels/{name}``, ``/rate_limit``.
+``.../comments`` (both paginated), ``/repos/{o}/{r}/labels`` (paginated),
+``/repos/{o}/{r}/labels/{name}`` (case-insensitive, as on GitHub), ``/rate_limit``.
+
+Clock: ``clock_skew`` seconds are added to the emulator's clock, which drives the rate-limit
+windows, ``X-RateLimit-Reset``, ``/rate_limit``, the ``Date`` header and touched issues'
+``updated_at``: a GitHub whose clock differs from the client's. ``reset_skew`` moves only the
+reset times it reports (headers and ``/rate_limit``), not its windows nor its ``Date``: a
+reset already past while requests are still refused, or one later than the truth. Tokens: with ``tokens`` set,
+only those are accepted (any other answers 401 Bad credentials, as GitHub does); each token
+has its own budget of ``rate_limit`` requests per window either way.
 Admin endpoints under ``/_emulator/`` (``GET stats``, ``POST touch?repo=O/N&n=K``,
 ``POST delete?repo=O/N&number=K`` (the issue answers 410 Gone and leaves the listings, as a
 deleted issue on GitHub), ``POST reset_stats``) are never rate limited or faulted.
@@ -74,6 +83,9 @@ class EmulatorConfig:
     reset_seconds: int = 3600
     secondary_every: int = 0
     truncate_rate: float = 0.0
+    clock_skew: float = 0.0          # seconds added to the emulator's clock (GitHub's clock vs the client's)
+    reset_skew: int = 0              # seconds added to the reset times it reports, not to its clock
+    tokens: tuple[str, ...] = ()     # accepted tokens (empty: any); each has its own budget
     host: str = "127.0.0.1"
     port: int = 0
     # real issues (JSONL files, see pipeline.emulator.corpus): served as the file says, or as the
@@ -99,6 +111,9 @@ class EmulatorConfig:
         for name in ("error_rate", "truncate_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {getattr(self, name)}")
+        for i, t in enumerate(self.tokens, 1):
+            if not t or any(c.isspace() for c in t) or not t.isprintable():
+                raise ValueError(f"tokens: token {i} is empty or contains spaces or control characters")
 
 
 @dataclass
@@ -218,6 +233,10 @@ class Emulator:
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
 
+    def now(self) -> float:
+        """The emulator's clock (this machine's, moved by ``clock_skew``)."""
+        return time.time() + self.cfg.clock_skew
+
     # ------------------------------------------------------------------ admin
 
     def _reset_counters(self) -> None:
@@ -225,10 +244,18 @@ class Emulator:
         self._by_endpoint: Counter[str] = Counter()
         self._by_status: Counter[int] = Counter()
         self._counts: Counter[str] = Counter()
+        self._by_token: Counter[str] = Counter()
+        self._first_limited_at: int | None = None   # API requests received when the first limit answer went out
 
     def stats(self) -> dict[str, Any]:
-        """Counters since start (or the last :meth:`reset_stats`): same dict as GET /_emulator/stats."""
+        """Counters since start (or the last :meth:`reset_stats`): same dict as GET /_emulator/stats.
+
+        ``by_token`` counts API requests per accepted token by its position in ``tokens``
+        (1, 2, ...; ``other`` for any other token, ``none`` without one); tokens themselves are
+        never shown."""
         with self._lock:
+            config = asdict(self.cfg)
+            config["tokens"] = len(self.cfg.tokens)
             return {
                 "requests": self._requests,
                 "by_endpoint": dict(sorted(self._by_endpoint.items())),
@@ -241,7 +268,10 @@ class Emulator:
                 "truncated": self._counts["truncated"],
                 "not_found": self._counts["not_found"],
                 "touched": self._counts["touched"],
-                "config": json.loads(_dump(asdict(self.cfg))),  # JSON-shaped: tuples as lists
+                "bad_credentials": self._counts["bad_credentials"],
+                "by_token": dict(sorted(self._by_token.items())),
+                "first_limited_at": self._first_limited_at,
+                "config": json.loads(_dump(config)),  # JSON-shaped: tuples as lists
             }
 
     def reset_stats(self) -> None:
@@ -261,7 +291,7 @@ class Emulator:
         """Update ``n`` closed issues of ``repo`` (see ``Dataset.touch``); returns their numbers."""
         full = self._served_repo(repo)
         with self._lock:
-            touched = self.dataset.touch(full, n, int(time.time()))
+            touched = self.dataset.touch(full, n, int(self.now()))
             self._counts["touched"] += len(touched)
             return touched
 
@@ -272,6 +302,17 @@ class Emulator:
             return self.dataset.delete(full, number)
 
     # ------------------------------------------------------------------ request handling
+
+    def _note_limited(self) -> None:
+        if self._first_limited_at is None:
+            self._first_limited_at = self._requests
+
+    def _token_label(self, auth: str | None) -> str:
+        """``none``, ``other`` or the token's position in ``tokens`` (never the token)."""
+        if not auth:
+            return "none"
+        token = auth.split(None, 1)[-1]
+        return next((str(i) for i, t in enumerate(self.cfg.tokens, 1) if t == token), "other")
 
     def _bucket(self, auth: str | None, now: float) -> _Bucket:
         key = "anonymous"
@@ -288,7 +329,7 @@ class Emulator:
         return {
             "X-RateLimit-Limit": str(self.cfg.rate_limit),
             "X-RateLimit-Remaining": str(max(0, self.cfg.rate_limit - b.used)),
-            "X-RateLimit-Reset": str(b.reset),
+            "X-RateLimit-Reset": str(b.reset + self.cfg.reset_skew),
             "X-RateLimit-Used": str(b.used),
             "X-RateLimit-Resource": "core",
         }
@@ -304,6 +345,7 @@ class Emulator:
         with self._lock:
             self._requests += 1
             self._by_endpoint[endpoint] += 1
+            self._by_token[self._token_label(h.headers.get("Authorization"))] += 1
         if self.cfg.latency_ms:
             time.sleep(self.cfg.latency_ms / 1000)
         # Decide under the lock (counters, buckets, data touched concurrently), send outside it
@@ -314,13 +356,18 @@ class Emulator:
 
     def _decide(self, h: "_Handler", method: str, endpoint: str, route: tuple, query: list,
                 raw_path: str) -> tuple[_Reply, dict[str, str], str, bytes | None]:
-        b = self._bucket(h.headers.get("Authorization"), time.time())
+        auth = h.headers.get("Authorization")
+        if self.cfg.tokens and auth and self._token_label(auth) == "other":
+            # GitHub answers an unknown token 401 without rate-limit headers
+            return _Reply(401, {"message": "Bad credentials", "documentation_url": DOCS, "status": "401"}), {}, \
+                "bad_credentials", None
+        b = self._bucket(auth, self.now())
         rate = self._rate_headers(b)
         if method not in ("GET", "HEAD"):
             return _not_found(), rate, "not_found", None
         if endpoint == "/rate_limit":  # never faulted, never counted (as on GitHub)
             core = {"limit": self.cfg.rate_limit, "used": b.used,
-                    "remaining": max(0, self.cfg.rate_limit - b.used), "reset": b.reset}
+                    "remaining": max(0, self.cfg.rate_limit - b.used), "reset": b.reset + self.cfg.reset_skew}
             return _Reply(200, _rate_limit_body(core)), rate, "ok", None
 
         self._fault_counter += 1
@@ -332,6 +379,7 @@ class Emulator:
                    "try again. If you reach out to GitHub Support for help, please include the request "
                    f"ID EMU:{n:08X}.")
             reply = _Reply(status, {"message": msg, "documentation_url": SECONDARY_DOCS}, {"Retry-After": "1"})
+            self._note_limited()
             return reply, rate, "secondary_limited", None
         if self.cfg.error_rate and _draw(self.cfg.seed, n, "error") < self.cfg.error_rate:
             if _draw(self.cfg.seed, n, "which") < 0.5:
@@ -345,6 +393,7 @@ class Emulator:
             if not auth:
                 msg += (" (But here's the good news: Authenticated requests get a higher rate limit. "
                         "Check out the documentation for more details.)")
+            self._note_limited()
             return _Reply(403, {"message": msg, "documentation_url": RATE_DOCS}), rate, "rate_limited", None
 
         base = f"http://{h.headers['Host']}" if h.headers.get("Host") else self.url
@@ -377,6 +426,10 @@ class Emulator:
             repo = ds.repos[full]
             name = next((x for x in repo.label_colors if x.casefold() == route[3].casefold()), None)
             return _Reply(200, render.label(base, repo, name)) if name else _not_found()
+        if route[0] == "labels":
+            repo = ds.repos[full]
+            items = [render.label(base, repo, x) for x in _page_slice(list(repo.label_colors), params)]
+            return self._paged(items, len(repo.label_colors), params, pairs, base, raw_path)
         rec = ds.get(full, route[3])
         if rec is None:
             return _not_found()
@@ -497,6 +550,10 @@ class _Handler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return "GitHub.com"
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # the Date header tells the emulator's (possibly skewed) clock, as GitHub's tells its own
+        return super().date_time_string(self.emulator.now() if timestamp is None else timestamp)
+
     def _dispatch(self, method: str) -> None:
         try:
             self.emulator.handle(self, method)
@@ -565,6 +622,8 @@ def _route(path: str) -> tuple[str, tuple]:
             return "/repos/{owner}/{repo}", ("repo", owner, name)
         if rest == ["issues"]:
             return "/repos/{owner}/{repo}/issues", ("issues", owner, name)
+        if rest == ["labels"]:
+            return "/repos/{owner}/{repo}/labels", ("labels", owner, name)
         if len(rest) == 2 and rest[0] == "labels":
             return "/repos/{owner}/{repo}/labels/{name}", ("label", owner, name, unquote(rest[1]))
         if len(rest) >= 2 and rest[0] == "issues" and rest[1].isdigit():

@@ -1,19 +1,46 @@
-"""Open the SQLite store in WAL mode and bring its schema up to date.
+"""Open the SQLite store in WAL mode and bring its schema up to date, never touching a file
+that is not a mine store.
 
 The schema is versioned with ``PRAGMA user_version``: :data:`MIGRATIONS` is an ordered list,
 entry *i* takes the store from version *i* to *i + 1*. Never edit a released migration;
 append a new one.
+
+A store is marked with ``PRAGMA application_id`` = :data:`APPLICATION_ID`. Before anything is
+written, :func:`check_store` inspects the file through a read-only connection and refuses
+(:class:`StoreError`, one line, exit 2, the file's bytes unchanged): a folder, a missing folder,
+a file or folder the user cannot write, a file that is not SQLite, another program's SQLite
+database, a store whose schema is newer than this release knows, and a damaged store
+(``PRAGMA quick_check``). Stores written before the mark existed (application_id 0, a known
+schema version, the tables of that version) are recognised and get the mark.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import UserError
-from pipeline.paths import default_db
+from pipeline.paths import PROJECT_ROOT, default_db
+
+# "MINE" in ASCII: SQLite's header field for "which program's file is this" (file(1) shows it too)
+APPLICATION_ID = 0x4D494E45
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+# the folder of the default store is the project's own: created when missing (any other
+# folder must exist, so a mistyped --db is an error instead of a new empty store)
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+
+
+class StoreError(UserError):
+    """A path that must not be opened as the store; the message names it and says why."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: cannot open the store: {reason}")
+
 
 MIGRATIONS: list[str] = [
     # 1: issues, timelines and crawl state (crawler)
@@ -94,15 +121,96 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return conn.execute("PRAGMA user_version").fetchone()[0]
 
 
+def _tables_of(version: int) -> set[str]:
+    """Tables a store of schema ``version`` holds (from the migrations' CREATE TABLE lines)."""
+    text = "\n".join(MIGRATIONS[:version])
+    return set(re.findall(r"CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", text, re.IGNORECASE))
+
+
+@dataclass(frozen=True)
+class StoreCheck:
+    """What :func:`check_store` found: ``kind`` is ``new`` (no file, an empty file or an empty
+    database), ``store`` (marked) or ``unmarked`` (a store of a release before the mark)."""
+
+    path: Path
+    kind: str
+    version: int = 0
+
+
+def check_store(path: Path | str) -> StoreCheck:
+    """Inspect ``path`` without writing to it; :class:`StoreError` if it must not be opened as
+    the store (see the module docstring). Creates the project's ``data/`` folder when missing."""
+    p = Path(path)
+    if p.is_dir():
+        raise StoreError(p, f"is a folder, not a store file (e.g. --db {p / 'mine.db'})")
+    folder = p.parent
+    if not folder.exists() and folder.resolve() == DEFAULT_DATA_DIR.resolve():
+        folder.mkdir(parents=True, exist_ok=True)
+    if not folder.is_dir():
+        raise StoreError(p, f"the folder {folder} does not exist; create it first (mkdir -p {folder}) "
+                         "or check the path")
+    exists = p.exists()
+    if exists and not os.access(p, os.R_OK):
+        raise StoreError(p, "not readable by you; nothing was written")
+    if exists and not os.access(p, os.W_OK):
+        raise StoreError(p, "read-only (not writable by you); nothing was written; make it writable "
+                         "(chmod u+w) or work on a copy")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StoreError(p, f"the folder {folder} is not writable by you (the store keeps its -wal, -shm "
+                         "and lock files beside it); nothing was written")
+    if not exists:
+        return StoreCheck(p, "new")
+    with open(p, "rb") as f:
+        head = f.read(100)
+    if not head:
+        return StoreCheck(p, "new")   # an empty file is an empty SQLite database
+    if not head.startswith(_SQLITE_MAGIC):
+        raise StoreError(p, "not an SQLite database file; nothing was written")
+    try:
+        return _inspect(p)
+    except sqlite3.DatabaseError as e:
+        raise StoreError(p, f"the store is damaged (SQLite: {e}); nothing was written; restore a backup, "
+                         f"or salvage it: sqlite3 {p} .recover | sqlite3 recovered.db") from None
+
+
+def _inspect(p: Path) -> StoreCheck:
+    # read-only: a foreign or damaged file must come out byte for byte as it went in
+    with closing(sqlite3.connect(p.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)) as ro:
+        app_id = ro.execute("PRAGMA application_id").fetchone()[0]
+        version = schema_version(ro)
+        tables = {r[0] for r in ro.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        known = len(MIGRATIONS)
+        if app_id == APPLICATION_ID:
+            kind = "store"
+        elif app_id == 0 and not tables and version == 0:
+            return StoreCheck(p, "new")
+        elif app_id == 0 and version >= 1 and _tables_of(min(version, known)) <= tables:
+            kind = "unmarked"
+        else:
+            shown = ", ".join(sorted(tables)[:6]) + (", ..." if len(tables) > 6 else "")
+            raise StoreError(p, "not a mine store but another program's SQLite database "
+                             f"(application_id {app_id:#x}, user_version {version}, tables: {shown or 'none'}); "
+                             "nothing was written; choose another --db")
+        if version > known:
+            raise StoreError(p, f"the store's schema version {version} is newer than this release knows "
+                             f"({known}); nothing was written; update the pipeline (git pull; make install)")
+        problems = [r[0] for r in ro.execute("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            raise StoreError(p, f"the store is damaged (SQLite quick_check: {problems[0]}); nothing was written; "
+                             f"restore a backup, or salvage it: sqlite3 {p} .recover | sqlite3 recovered.db")
+        return StoreCheck(p, kind, version)
+
+
 def connect(path: Path | str | None = None, *, migrate: bool = True) -> sqlite3.Connection:
     """Open (creating if needed) the store at ``path`` (default ``data/mine.db``), WAL mode.
 
-    Rows come back as :class:`sqlite3.Row`. Migrations run in one transaction each, so a
-    killed process leaves the store at a whole version.
+    :func:`check_store` runs first: a path that is not (or cannot become) a mine store raises
+    :class:`StoreError` before anything is written. Rows come back as :class:`sqlite3.Row`.
+    Migrations run in one transaction each, so a killed process leaves the store at a whole version.
     """
     p = Path(path) if path else default_db()
     if str(p) != ":memory:":
-        p.parent.mkdir(parents=True, exist_ok=True)
+        check_store(p)
     conn = sqlite3.connect(str(p), timeout=30, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
@@ -134,17 +242,19 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 def open_store(path: Path | str | None = None, *, must_exist: bool = False,
                hint: str | None = None) -> sqlite3.Connection:
-    """:func:`connect` for a command: a path that cannot be opened as the store (a folder, a
-    file that is not SQLite, no permission) is a :class:`UserError`.
+    """:func:`connect` for a command: every refusal of :func:`check_store` and any other
+    failure to open is a :class:`UserError` (one line, exit 2).
 
     ``must_exist=True`` (commands that only read) refuses to create a new empty store, so a
     mistyped ``--db`` is reported instead of answered with zeros; ``hint`` says how to make one.
     """
     shown = Path(path) if path else default_db()
-    if must_exist and not shown.is_file():
+    if must_exist and not (shown.is_file() and shown.stat().st_size > 0):
         raise UserError(f"{shown}: no store there ({hint or f'crawl into it first: mine crawl --db {shown}'})")
     try:
         return connect(shown)
+    except StoreError:
+        raise
     except (sqlite3.DatabaseError, OSError) as e:
         raise UserError(f"{shown}: cannot open the store: {e}") from None
 
@@ -165,6 +275,10 @@ def _migrate(conn: sqlite3.Connection) -> None:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+    if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+        # a new store, or one written before the mark existed (check_store recognised it)
+        with transaction(conn):
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
 
 def _statements(script: str) -> list[str]:
