@@ -17,7 +17,8 @@ issue's text names, found three ways, strongest first:
    graphs; traceback frames and links into converter handler modules (``torch/onnx/
    symbolic_opset9.py ... in upsample_bilinear2d``, ``onnx2torch/node_converters/scatter_nd.py``,
    ``onnx_tf/handlers/backend/resize.py``, ``paddle2onnx/mapper/.../roll.cc``); ``torch.X`` /
-   ``F.X`` / ``torch.linalg.X`` named in prose (``torch.triu`` -> ``aten:triu``).
+   ``F.X`` / ``torch.linalg.X`` named in prose (``torch.triu`` -> ``aten:triu``), and ``tf.X`` /
+   ``tf.nn.X`` / ``tf.raw_ops.X`` (``tf.nn.depth_to_space`` -> ``tf:DepthToSpace``).
 3. **Dictionary names** (:mod:`pipeline.operators.dictionary`) in the title, prose, inline code
    and error lines, never in the rest of a code block (repro code uses many operators it is not
    about). Which namespaces are looked up depends on the converter (``repo``): a torch.onnx issue
@@ -150,6 +151,7 @@ _HANDLER_PATHS: list[tuple[re.Pattern, str]] = [
     (re.compile(r"onnx_tf/handlers/frontend/([a-z][a-z0-9_]*)\.py"), "tf"),
     (re.compile(r"paddle2onnx/mapper/(?:\w+/)*([a-z][a-z0-9_]*)\.(?:cc|h|py)"), "paddle"),
 ]
+_TF_API = re.compile(r"(?<![\w.])tf\.(?:compat\.v1\.)?(?:nn\.|math\.|image\.|linalg\.|signal\.|strings\.|raw_ops\.)?([A-Za-z_]\w*)\b")
 _TORCH_API = re.compile(r"(?<![\w.])(?:torch\.(?:nn\.functional\.|Tensor\.)?|F\.|Tensor\.)(linalg\.|fft\.|special\.)?([a-z_][a-z0-9_]*)\b")
 
 
@@ -277,6 +279,10 @@ def _explicit_operators(text: _Text, r: _Resolver) -> set[Operator]:
             full = f"{sub[:-1]}_{name}" if sub else name
             if name not in _TORCH_STOP and r.d.has("aten", aten_base(full)):
                 out.add(Operator("aten", aten_base(full)))
+        for name in _TF_API.findall(line):  # tf.nn.depth_to_space -> DepthToSpace
+            op = r.by_key(name, ("tf",))
+            if op:
+                out.add(op)
     return out
 
 
