@@ -125,7 +125,7 @@ def report_cmd(
     fmt: Fmt = typer.Option(Fmt.table, "--format", "-f", help="Output format."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write every table in every format, operators.json, operators.html and the heat maps (PNG, SVG) here."),
     top_n: int = typer.Option(10, "--top", min=1, help="Operators shown before the rest is binned."),
-    min_count: int = typer.Option(5, "--min-count", min=1, help="Issues an operator needs for the wrong-model share table."),
+    min_count: int = typer.Option(3, "--min-count", min=1, help="Issues an operator needs for the wrong-model share table."),
     min_pair: int = typer.Option(2, "--min-pair", min=1, help="Issues a pair needs to be named together for the pair table."),
     method: Optional[str] = typer.Option(None, "--method", help="Estimation method for --from both/predicted [default: rpcc]."),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap replicates of estimated intervals."),

@@ -211,7 +211,7 @@ def operator_report(
     mode: str = "gold",
     *,
     top_n: int = 10,
-    min_count: int = 5,
+    min_count: int = 3,
     min_pair: int = 2,
     rare_symptom_share: float = 0.05,
     method: str = DEFAULT_METHOD,
