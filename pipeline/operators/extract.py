@@ -169,7 +169,7 @@ class _Text:
 def _split(title: str, parts: Iterable[str]) -> _Text:
     from pipeline.classify.text import error_lines
 
-    prose, inline, code, raw = [title], [], [], [title]
+    prose, inline, code, raw = [title], [s.strip() for s in _INLINE.findall(title)], [], [title]
     for part in parts:
         in_fence = False
         for line in (part or "").replace("\r\n", "\n").split("\n"):
@@ -313,7 +313,8 @@ def _word_operators(line: str, r: _Resolver, *, error_line: bool = False) -> set
             if _ambiguous(w):
                 bracketed = error_line and bool(before) and bool(after) and before in "'\"`([" and after in "'\"`)]"
                 context = _SKLEARN_WORDS | _OP_WORDS if op.namespace == "sklearn" else _OP_WORDS
-                if not (_near_op_word(words, i, context) or bracketed):
+                backticked = before == "`" and after == "`"
+                if not (_near_op_word(words, i, context) or bracketed or backticked):
                     continue
             out.add(op)
             continue
@@ -366,15 +367,18 @@ def extract_operators(title: str, body: str | None = None, comments: Iterable[st
     r = _Resolver(dictionary or load_dictionary(), repo)
     text = _split(title or "", [body or "", *comments])
     found = _message_operators(text, r) | _explicit_operators(text, r)
+    words: set[Operator] = set()
     errors = set(text.errors)
     for line in text.prose:
-        found |= _word_operators(line, r, error_line=" ".join(line.split()) in errors)
+        words |= _word_operators(line, r, error_line=" ".join(line.split()) in errors)
     for line in text.errors:
         if not _IR_LINE.search(line):
-            found |= _word_operators(line, r, error_line=True)
+            words |= _word_operators(line, r, error_line=True)
     for span in text.inline:
-        found |= _inline_operators(span, r)
-    return sorted(found)
+        words |= _inline_operators(span, r)
+    # a converter's message fixes a name's namespace: the same name found as a plain word is that operator
+    fixed = {o.name for o in found}
+    return sorted(found | {o for o in words if o.name not in fixed})
 
 
 def format_operators(ops: Iterable[Operator]) -> str:
