@@ -131,6 +131,8 @@ def test_study_operator_x_stage_shows_node_conversion_spread_over_operators(tmp_
         out = run_mine("report", "operators", "--db", str(db), "--format", fmt)
         assert out.returncode == 0, (fmt, out.stderr)
         assert "Node Conversion" in out.stdout or "node_conversion" in out.stdout, fmt
+    page = run_mine("report", "--db", str(db), "--format", "html")  # the main report has an operator section
+    assert page.returncode == 0 and '<h2 id="operators">Operators</h2>' in page.stdout and "t-operator_x_stage" in page.stdout
 
 
 @pytest.mark.slow

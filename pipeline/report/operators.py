@@ -285,10 +285,11 @@ def gold_issues(conn, labels: pd.DataFrame) -> pd.DataFrame:
 
 
 def store_operator_report(conn, labels: pd.DataFrame, mode: str = "gold", *, cache_dir=None, progress: bool = False,
-                          **kw) -> Report:
+                          data: StoreData | None = None, **kw) -> Report:
     """:func:`operator_report` over a store: operators refreshed first (only changed issues are
     extracted again); ``gold`` covers every labelled issue the store has any text (or title) for,
-    ``both``/``predicted`` every filtered issue (:func:`pipeline.report.estimate.load_store_data`)."""
+    ``both``/``predicted`` every filtered issue (:func:`pipeline.report.estimate.load_store_data`, or
+    ``data`` when the caller has loaded it already)."""
     from pipeline.operators.store import operators_by_url, refresh_operators
     from pipeline.report.estimate import load_store_data
 
@@ -298,7 +299,7 @@ def store_operator_report(conn, labels: pd.DataFrame, mode: str = "gold", *, cac
         data = StoreData(gold_issues(conn, labels), labels)
         missing = int((~data.issues["url"].isin(ops)).sum())
     else:
-        data = load_store_data(conn, labels, cache_dir=cache_dir)
+        data = data if data is not None and data.evidence is not None else load_store_data(conn, labels, cache_dir=cache_dir)
         missing = int((~data.issues["url"].isin(ops)).sum())
     rep = operator_report(data, ops, mode, **kw)
     if missing:

@@ -138,24 +138,38 @@ def html_tables(rep: Report) -> list[dict]:
     return out
 
 
-def operators_html(rep: Report, figures: dict) -> str:
-    """A self-contained page of the operator tables and figures (the report's template and styles)."""
+def _figure_dicts(figures: dict) -> list[dict]:
     import base64
-    from datetime import UTC, datetime
 
     from pipeline.report.figures import png_bytes
+
+    return [{"name": n, "png": base64.b64encode(png_bytes(f)).decode("ascii"), "width": int(f.get_size_inches()[0] * 110),
+             "caption": f.axes[0].get_title() if f.axes else n} for n, f in figures.items()]
+
+
+LEGEND = ("Each cell: number of issues (estimated counts are fractional), its share of the column's issues and the "
+          "share's 95% interval in brackets. An issue naming several operators counts in each row.")
+
+
+def html_section(rep: Report, figures: dict) -> dict:
+    """The operator tables as a section of the main HTML report (``render_html(..., sections=[...])``)."""
+    return {"id": "operators", "title": "Operators", "intro": LEGEND, "tables": html_tables(rep),
+            "figures": _figure_dicts(figures), "notes": list(rep.notes)}
+
+
+def operators_html(rep: Report, figures: dict) -> str:
+    """A self-contained page of the operator tables and figures (the report's template and styles)."""
+    from datetime import UTC, datetime
+
     from pipeline.report.html import SOURCES, _env
 
-    figs = [{"name": n, "png": base64.b64encode(png_bytes(f)).decode("ascii"), "width": int(f.get_size_inches()[0] * 110),
-             "caption": f.axes[0].get_title() if f.axes else n} for n, f in figures.items()]
     cols = ", ".join(f"{c} {rep.columns.get(c, '')}" for c in rep.converters)
     return _env().get_template("report.html").render(
         title="ONNX converter failures: operators", n=rep.n, columns_text=cols, source=rep.source,
-        source_text=SOURCES.get(rep.source, rep.source),
-        legend="Each cell: number of issues (estimated counts are fractional), its share of the column's issues "
-               "and the share's 95% interval in brackets. An issue naming several operators counts in each row.",
+        source_text=SOURCES.get(rep.source, rep.source), legend=LEGEND,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), tables=html_tables(rep), trend_tables=[],
-        figures=figs, how=[], notes=list(rep.notes), validation=[], changes=[], new_issues=[])
+        figures=_figure_dicts(figures), how=[], notes=list(rep.notes), validation=[], changes=[], new_issues=[],
+        sections=[])
 
 
 def heatmap(rep: Report, name: str = "operator_x_symptom"):
