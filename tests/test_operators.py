@@ -250,3 +250,16 @@ def test_operator_chips_beside_the_title_and_in_label_studio_tasks(tmp_path):
     assert tasks[0]["data"]["operators"] == "aten:upsample_bicubic2d"
     assert tasks[1]["data"]["operators"] == "(no operator named)"
     assert 'value="$operators"' in labeling_config(load_codebook())
+
+
+def test_operator_commands_have_help_and_report_operators_routes_there(tmp_path):
+    top = run_mine("--help")
+    assert "operators" in top.stdout
+    for sub in ("evaluate", "refresh", "extract", "build-dictionary", "report"):
+        res = run_mine("operators", sub, "--help")
+        assert res.returncode == 0 and "Usage:" in res.stdout, (sub, res.stderr)
+    res = run_mine("report", "operators", "--help")
+    assert res.returncode == 0 and "Operator tables" in res.stdout
+    missing = run_mine("report", "operators", "--db", str(tmp_path / "nope.db"))
+    assert missing.returncode == 2 and "no store there" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
