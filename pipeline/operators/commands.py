@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
@@ -12,26 +11,14 @@ import typer
 from rich.console import Console
 
 from pipeline.errors import UserError
+# the same formats and sources as the study tables' `mine report`
+from pipeline.report.commands import ReportFormat as Fmt
+from pipeline.report.commands import Source
 
 operators_app = typer.Typer(help="Operators named in issues: extraction, its gold, the operator tables.",
                             no_args_is_help=True)
 _out = Console(highlight=False, soft_wrap=True)
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-class Fmt(str, Enum):
-    table = "table"
-    markdown = "markdown"
-    csv = "csv"
-    latex = "latex"
-    json = "json"
-    html = "html"
-
-
-class Source(str, Enum):
-    gold = "gold"
-    both = "both"
-    predicted = "predicted"
 
 
 @operators_app.command("evaluate")
