@@ -357,8 +357,8 @@ def extract_operators(title: str, body: str | None = None, comments: Iterable[st
     ``repo`` (``owner/name``) says which converter the issue belongs to, hence which namespaces
     plain names are looked up in (every namespace when ``None`` or unknown).
 
-    >>> [str(o) for o in extract_operators("Exporting the operator 'aten::roll' to ONNX opset version 12 is not supported")]
-    ['aten:roll']
+    >>> [str(o) for o in extract_operators("Exporting the operator 'aten::im2col' to ONNX opset version 11 is not supported")]
+    ['aten:im2col']
     >>> [str(o) for o in extract_operators("Resize op uses wrong mode", repo="onnx/tensorflow-onnx")]
     ['onnx:Resize']
     >>> extract_operators("Size of the exported model is wrong", repo="pytorch/pytorch")
