@@ -37,6 +37,7 @@ _STAGES = (
     "pipeline.labelling.commands",    # label, adjudicate, labels export/import
     "pipeline.classify.commands", # train, classify, evaluate
     "pipeline.report.commands",   # report, agree, validate-estimates
+    "pipeline.operators.commands",  # operators evaluate/refresh/extract/build-dictionary/report
     "pipeline.nightly",           # nightly
 )
 
@@ -46,6 +47,10 @@ for _mod in _STAGES:
 
 def main() -> None:
     """Console entry point: runs the app, printing user errors on one line (exit 2)."""
+    # `mine report operators ...` is `mine operators report ...`: the study tables' command takes
+    # label files as arguments, so the operator tables get their own command behind that name
+    if sys.argv[1:3] == ["report", "operators"]:
+        sys.argv[1:3] = ["operators", "report"]
     try:
         app()
     except UserError as e:

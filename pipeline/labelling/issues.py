@@ -36,6 +36,7 @@ class IssueView:
     body_html: str = ""
     comments: list[dict] = field(default_factory=list)   # author, created_at, url, html
     links: list[dict] = field(default_factory=list)      # kind, text, href, created_at
+    operators: list[str] = field(default_factory=list)   # "namespace:Name" the issue names (pipeline.operators)
 
 
 def table_exists(conn: sqlite3.Connection, name: str) -> bool:
@@ -59,6 +60,7 @@ def load_issue(conn: sqlite3.Connection, url: str) -> IssueView:
         if table_exists(conn, "issue_titles"):
             t = conn.execute("SELECT title FROM issue_titles WHERE url = ?", (url,)).fetchone()
             view.title = t[0] if t else ""
+        view.operators = issue_operators(conn, url, view.repo, view.title)
         return view
     view.known = True
     view.title = row["title"] or ""
@@ -84,7 +86,24 @@ def load_issue(conn: sqlite3.Connection, url: str) -> IssueView:
         except json.JSONDecodeError:
             continue
         _add_event(view, ev["event"] or raw.get("event") or "", ev["created_at"] or raw.get("created_at") or "", raw)
+    view.operators = issue_operators(conn, url, view.repo, view.title, row["body"] or "",
+                                     comment_bodies(conn, row["repo"], row["number"]))
     return view
+
+
+def issue_operators(conn: sqlite3.Connection, url: str, repo: str, title: str, body: str = "",
+                    comments: list[str] | None = None) -> list[str]:
+    """The operators an issue names: the store's (``mine operators refresh``) when extracted from this
+    very text by this extractor, else extracted now (nothing is written)."""
+    from pipeline.operators.extract import extract_operators, extractor_version
+    from pipeline.operators.store import IssueText, operators_for
+
+    text = IssueText(url, repo, title, body, list(comments or []))
+    if table_exists(conn, "operator_extractions"):
+        row = conn.execute("SELECT text_sha256, version FROM operator_extractions WHERE url = ?", (url,)).fetchone()
+        if row is not None and (row[0], row[1]) == (text.digest(), extractor_version()):
+            return [str(o) for o in operators_for(conn, url)]
+    return [str(o) for o in extract_operators(title, body, comments or [], repo)]
 
 
 def _add_event(view: IssueView, kind: str, when: str, raw: dict) -> None:

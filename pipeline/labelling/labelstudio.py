@@ -1,6 +1,7 @@
 """Label Studio interop: tasks + labelling config out, annotations back in.
 
-Export: one task per issue, ``data = {url, title, text}``, with pre-annotations
+Export: one task per issue, ``data = {url, title, text, operators}`` (``operators``: the
+``namespace:Name`` list the issue names, shown as a header), with pre-annotations
 (``predictions``) from a label file or the classifier's stored predictions, and the labelling
 config (XML) built from the codebook; choices carry the codebook's display names. The subtypes
 of each cause are their own Choices tag, ``cause_subtype_<cause id>``, shown only while that
@@ -33,6 +34,7 @@ def labeling_config(codebook: Codebook) -> str:
     view = ET.Element("View")
     ET.SubElement(view, "Header", value="$title")
     ET.SubElement(view, "Header", value="$url", size="6")
+    ET.SubElement(view, "Header", value="$operators", size="6")  # operators the issue names
     ET.SubElement(view, "Text", name=TO_NAME, value="$text")
     for dim in DIMENSIONS:
         d = codebook.dimensions[dim]
@@ -95,7 +97,8 @@ def export_tasks(urls: list[str], conn: sqlite3.Connection, codebook: Codebook,
     for i, url in enumerate(urls, start=1):
         view = load_issue(conn, url)
         task: dict = {"id": i, "data": {"url": url, "title": view.title or f"{view.repo}#{view.number}",
-                                        "text": issue_text(view, conn) or url}}
+                                        "text": issue_text(view, conn) or url,
+                                        "operators": " ".join(view.operators) or "(no operator named)"}}
         preds = []
         if url in by_url:
             result = _label_result(codebook, by_url[url])

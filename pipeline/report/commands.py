@@ -86,8 +86,11 @@ def register(app: typer.Typer) -> None:
         rep, trends, _ = full_report(labels, source.value, conn, method=method or DEFAULT_METHOD,
                                      bootstrap=bootstrap, over_time=with_time, top_k=top_k, data=data)
         val = load_validation(validation)
+        # the operator tables as a section of the HTML page, when a store holds the issue texts
+        sections = operator_sections(conn, labels, source.value, data, method or DEFAULT_METHOD, bootstrap) \
+            if conn is not None and (out is not None or fmt == ReportFormat.html) else []
         if out is not None:
-            written = write_report_files(rep, trends, out, validation=val)
+            written = write_report_files(rep, trends, out, validation=val, sections=sections)
             Console(stderr=True).print(f"wrote {len(written)} files to {out}", highlight=False)
         if fmt == ReportFormat.table:
             print_report(rep)
@@ -98,7 +101,7 @@ def register(app: typer.Typer) -> None:
             from pipeline.report.html import render_html
 
             figs = report_figures(trends)
-            typer.echo(render_html(rep, trends=trends, figures=figs, validation=val))
+            typer.echo(render_html(rep, trends=trends, figures=figs, validation=val, sections=sections))
             close_all(figs)
         else:
             typer.echo(render(rep.with_tables({**rep.tables, **trends}) if trends else rep, fmt.value))
@@ -167,6 +170,18 @@ def register(app: typer.Typer) -> None:
         for dim, d in res["dimensions"].items():
             for x in d["disagreements"]:
                 console.print(f"  {dim}: {x['url']}  A={x['a'] or '-'}  B={x['b'] or '-'}", highlight=False)
+
+
+def operator_sections(conn, labels, mode: str, data, method: str, bootstrap: int) -> list[dict]:
+    """The operator tables (:mod:`pipeline.report.operators`) as one HTML section."""
+    from pipeline.report.operators import store_operator_report
+    from pipeline.report.operators_render import close_figures, html_section, operator_figures
+
+    rep = store_operator_report(conn, labels, mode, data=data, method=method, bootstrap=bootstrap)
+    figs = operator_figures(rep)
+    section = html_section(rep, figs)
+    close_figures(figs)
+    return [section]
 
 
 def load_validation(path: Path | None) -> dict | None:

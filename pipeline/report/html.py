@@ -87,9 +87,12 @@ def render_html(
     new_issues: list[dict] | None = None,
     title: str | None = None,
     cb: Codebook | None = None,
+    sections: list[dict] | None = None,
 ) -> str:
     """The page as a string. ``figures``: ``{name: matplotlib Figure}``; ``validation``: the summary of
-    :func:`pipeline.report.validate.validate_estimates`; ``changes``/``new_issues``: the nightly summary."""
+    :func:`pipeline.report.validate.validate_estimates`; ``changes``/``new_issues``: the nightly summary;
+    ``sections``: further sections after the tables (e.g. the operator tables,
+    :func:`pipeline.report.operators_render.html_section`)."""
     from pipeline.report.figures import png_bytes
 
     cb = cb or load_codebook()
@@ -127,7 +130,7 @@ def render_html(
         tables=[_table(rep, name, cb) for name in rep.tables],
         trend_tables=[_table(trend_rep, name, cb) for name in trend_rep.tables],
         figures=figs, how=how, notes=list(rep.notes), validation=val_rows,
-        changes=changes or [], new_issues=new_issues or [],
+        changes=changes or [], new_issues=new_issues or [], sections=sections or [],
     )
 
 

@@ -114,6 +114,21 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX predictions_model ON predictions(model_id, created_at);
     """,
+    # 3: operators named in each issue (pipeline.operators.store), with what they were extracted from
+    """
+    CREATE TABLE issue_operators (
+        url TEXT NOT NULL,
+        namespace TEXT NOT NULL,                -- onnx, aten, tf, paddle, sklearn
+        name TEXT NOT NULL,
+        PRIMARY KEY (url, namespace, name)
+    );
+    CREATE TABLE operator_extractions (
+        url TEXT PRIMARY KEY,
+        text_sha256 TEXT NOT NULL,              -- of the text the operators were extracted from
+        version TEXT NOT NULL,                  -- extractor version (rules + dictionary digest)
+        extracted_at TEXT NOT NULL
+    );
+    """,
 ]
 
 
