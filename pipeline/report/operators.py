@@ -20,9 +20,8 @@ naming several operators counts in the row of each.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from collections import Counter
+from dataclasses import replace
 from itertools import combinations
 from typing import Mapping, Sequence
 
