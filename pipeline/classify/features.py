@@ -7,8 +7,8 @@ L2-normalised):
 ``title``   the title alone;
 ``text``    :func:`~pipeline.classify.text.build_issue_text`: title, error lines, body prose, a few
             code lines and the first comments, cut to the model's 256 word pieces;
-``chunks``  the mean of the embeddings of the whole thread (same order as ``text``, not cut)
-            split into pieces of at most 254 word pieces, re-normalised;
+``chunks``  the mean of the embeddings of the thread (same order as ``text``, not cut) split
+            into pieces of at most 254 word pieces (the first ``max_chunks``), re-normalised;
 ``errors``  the error lines of body and comments (the title when there are none).
 
 For an issue known only by its title every block is the title's embedding, so title-only and
@@ -44,6 +44,7 @@ class FeatureSpec:
     hash_ngrams: tuple[int, int] = (1, 2)
     comments: int = 3                  # comments that enter the ``text`` part
     max_tokens: int = MODEL_MAX_TOKENS
+    max_chunks: int = 8                # pieces of the thread the ``chunks`` block embeds (the first ones)
 
     def __post_init__(self) -> None:
         bad = [b for b in self.blocks if b not in BLOCKS]
@@ -140,7 +141,7 @@ def embedding_inputs(doc: IssueDoc, spec: FeatureSpec, count: TokenCounter) -> d
             if errs is None:
                 errs, thread = thread_parts(doc)
             if b == "chunks":
-                out[b] = chunk_text(thread, spec.max_tokens - 2, count)
+                out[b] = chunk_text(thread, spec.max_tokens - 2, count)[: max(1, spec.max_chunks)]
             else:
                 out[b] = [_cut(" \n".join(errs), spec.max_tokens - 2, count) if errs else doc.title]
     return out

@@ -71,11 +71,11 @@ DEFAULT_CONFIG = ModelConfig()
 # The feature spec and per-dimension choices, fixed on a tuning run (seed 100, 3 x 5-fold CV over
 # the study's 200 issues: 150 with real text, 50 by title) before the reported evaluation (seed 0);
 # the record is in pipeline/classify/README.md.
-DEFAULT_SPEC = FeatureSpec(blocks=("text",), hash_features=2 ** 14)
+DEFAULT_SPEC = FeatureSpec(blocks=("title", "text"), hash_features=2 ** 14)
 DEFAULT_CONFIGS: dict[str, ModelConfig] = {
-    "stage": ModelConfig(C=4.0, class_weight_power=0.75, hash_weight=0.35),
-    "symptom": ModelConfig(C=4.0, class_weight_power=1.0, hash_weight=0.0),
-    "cause": ModelConfig(C=4.0, class_weight_power=1.0, hash_weight=0.35),
+    "stage": ModelConfig(C=2.0, class_weight_power=0.75, hash_weight=0.35, blocks=("title", "text")),
+    "symptom": ModelConfig(C=16.0, class_weight_power=1.0, hash_weight=0.0, blocks=("text",)),
+    "cause": ModelConfig(C=1.0, class_weight_power=1.0, hash_weight=0.7, blocks=("text",)),
 }
 
 
