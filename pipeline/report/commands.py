@@ -49,6 +49,7 @@ def register(app: typer.Typer) -> None:
         bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap replicates of the intervals of estimated shares."),
         over_time: Optional[bool] = typer.Option(None, "--over-time/--no-over-time", help="Add tables per year and quarter of issue creation (figures with --out or --format html) [default: on with a store]."),
         validation: Optional[Path] = typer.Option(None, "--validation", help="JSON written by `mine validate-estimates --save`: its measured errors go into the HTML's 'how the numbers were made'."),
+        converter: Optional[List[str]] = typer.Option(None, "--converter", metavar="NAME", help="Only this converter's column (repeatable); the total is over the chosen ones [default: every converter of the labels or store]."),
     ) -> None:
         """Print the study's failure tables per converter and in total.
 
@@ -58,7 +59,11 @@ def register(app: typer.Typer) -> None:
 
         Every share carries a 95% interval: Wilson for human labels, bootstrap for the
         error-corrected estimates of --from predicted/both. With --out, also writes report.html
-        and the over-time figures (PNG and SVG); --format html prints the self-contained page.
+        and the figures (PNG and SVG); --format html prints the self-contained page.
+
+        One column per converter (six with the packaged sources). On a narrow terminal each
+        interval goes under its count and, when still too wide, the columns come in blocks
+        that fit (e.g. "(1/2)"); LaTeX tables of many converters are `table*` in footnotesize.
         """
         from pipeline.classify.data import default_label_files
         from pipeline.label_files.files import read_many
@@ -80,11 +85,17 @@ def register(app: typer.Typer) -> None:
         data = None
         if conn is not None and source != Source.gold:
             from pipeline.report.estimate import load_store_data
+            from pipeline.report.tables import check_converters
+            from pipeline.report.trends import store_converters
+
+            if converter:  # before training: a misspelt name costs nothing
+                check_converters(converter, store_converters(conn), "the store")
 
             # the trained classifier and its cross-validated errors are cached beside the store
             data = load_store_data(conn, labels, cache_dir=Path(store).parent / "estimate-cache")
         rep, trends, _ = full_report(labels, source.value, conn, method=method or DEFAULT_METHOD,
-                                     bootstrap=bootstrap, over_time=with_time, top_k=top_k, data=data)
+                                     bootstrap=bootstrap, over_time=with_time, top_k=top_k, data=data,
+                                     converters=converter)
         val = load_validation(validation)
         if out is not None:
             written = write_report_files(rep, trends, out, validation=val)
@@ -97,7 +108,7 @@ def register(app: typer.Typer) -> None:
             from pipeline.report.figures import close_all, report_figures
             from pipeline.report.html import render_html
 
-            figs = report_figures(trends)
+            figs = report_figures(trends, report=rep)
             typer.echo(render_html(rep, trends=trends, figures=figs, validation=val))
             close_all(figs)
         else:
@@ -137,7 +148,7 @@ def register(app: typer.Typer) -> None:
         if fmt == AgreeFormat.json:
             typer.echo(json.dumps(res.to_dict(), indent=2))
             return
-        print_validation(res, Console(soft_wrap=True, width=max(Console().width, 130)))
+        print_validation(res, Console())
 
     @app.command("agree")
     def agree_cmd(
@@ -190,7 +201,7 @@ def write_report_files(rep, trends: dict, out: Path, **html_kw) -> list[Path]:
     from pipeline.report.render import write_all
 
     written = write_all(rep.with_tables({**rep.tables, **trends}), out)
-    figs = report_figures(trends)
+    figs = report_figures(trends, report=rep)
     for name, fig in figs.items():
         written += save(fig, Path(out) / "figures", name)
     written.append(write_html(Path(out) / "report.html", rep, trends=trends, figures=figs, **html_kw))
@@ -199,7 +210,11 @@ def write_report_files(rep, trends: dict, out: Path, **html_kw) -> list[Path]:
 
 
 def print_validation(res, console: Console) -> None:
-    """The validation as tables: per direction and share, corrected vs plain-count error and coverage."""
+    """The validation as tables: per direction and share, corrected vs plain-count error and coverage.
+
+    Short headers (explained once, above the tables) keep each table within 80 columns."""
+    from rich import box
+
     from pipeline.codebook import load_codebook
     from pipeline.report.render import category_name
 
@@ -207,17 +222,24 @@ def print_validation(res, console: Console) -> None:
     s = res.summary
     chosen = s["chosen_method"]
     rows = res.rows
+    console.print(f"gold: the human labels' share; {chosen} [95%]: the corrected estimate and its interval; in: gold "
+                  "inside it; err: absolute error in percentage points; count: plain classify-and-count",
+                  highlight=False)
     for (train, target, dim), sub in rows.groupby(["train", "target", "dimension"], sort=True):
-        t = Table(title=f"train {train} -> estimate {target}: {dim}", title_justify="left")
-        for c in ("category", "gold", f"{chosen} estimate [95%]", "inside", f"{chosen} error pp", "plain count", "count error pp"):
-            t.add_column(c, justify="left" if c == "category" else "right")
+        # two spaces between columns and no edges: 77 columns with the longest category name
+        t = Table(title=f"train {train} -> estimate {target}: {dim}", title_justify="left", box=box.SIMPLE_HEAD,
+                  pad_edge=False, show_edge=False, padding=(0, 1), collapse_padding=True)
+        for c in ("category", "gold", f"{chosen} [95%]", "in", "err", "count", "err"):
+            t.add_column(c, justify="left" if c == "category" else "right", no_wrap=True)
         ch = sub[sub["method"] == chosen].set_index("category")
         cc = sub[sub["method"] == "cc"].set_index("category")
         for cat, r in ch.iterrows():
-            t.add_row(category_name(cb, dim, cat), f"{r.gold:.1%}", f"{r.estimate:.1%} [{r.low:.1%}, {r.high:.1%}]", "yes" if r.inside else "NO",
-                      f"{r.abs_error_pp:.1f}", f"{cc.loc[cat, 'estimate']:.1%}", f"{cc.loc[cat, 'abs_error_pp']:.1f}")
+            t.add_row(category_name(cb, dim, cat), f"{r.gold:.1%}", f"{r.estimate:.1%} [{r.low:.1%}, {r.high:.1%}]",
+                      "yes" if r.inside else "NO", f"{r.abs_error_pp:.1f}", f"{cc.loc[cat, 'estimate']:.1%}",
+                      f"{cc.loc[cat, 'abs_error_pp']:.1f}")
         console.print(t)
-    t = Table(title="mean absolute error per share (pp) and interval coverage, all directions", title_justify="left")
+    t = Table(title="mean absolute error per share (pp) and interval coverage, all directions", title_justify="left",
+              box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1), collapse_padding=True)
     for c in ("method", "mean abs error pp", "gold inside 95%"):
         t.add_column(c, justify="left" if c == "method" else "right")
     for m, e in sorted(s["mean_abs_error_pp"].items(), key=lambda kv: kv[1]):
