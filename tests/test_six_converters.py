@@ -213,3 +213,21 @@ def test_converter_selection_errors_list_the_valid_names(tmp_path):
         assert run_mine("crawl", "--api-url", emu.url, "--db", str(db), "--source", "onnx-tf").returncode == 0
     res = run_mine("report", "--from", "predicted", "--db", str(db), "--converter", "onnx2torch")
     assert res.returncode == 2 and "--converter onnx2torch: no issues of it in the store; valid: onnx-tf" in res.stderr
+
+
+def test_crawl_benchmark_over_six_sources_costs_one_request_per_source_when_nothing_changed():
+    """`benchmarks/crawl.py --sources all` at a small size (its timings are printed, never asserted)."""
+    import subprocess
+    import sys
+
+    from pipeline.paths import PROJECT_ROOT
+
+    res = subprocess.run([sys.executable, "benchmarks/crawl.py", "--sources", "all", "--issues", "30",
+                          "--latency-ms", "0", "--json"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    figures = json.loads(res.stdout[res.stdout.index("\n{") + 1:])
+    assert sorted(figures["stored_issues"]) == SIX and all(n > 0 for n in figures["stored_issues"].values())
+    assert figures["no_change"]["requests"] == figures["no_change_again"]["requests"] == 6
+    assert figures["no_change_again"]["not_modified"] == 6
+    first = figures["first"]
+    assert first["floor"] <= first["requests"] <= 1.05 * first["floor"]
