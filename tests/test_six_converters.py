@@ -212,7 +212,7 @@ def test_converter_selection_errors_list_the_valid_names(tmp_path):
         db = tmp_path / "m.db"
         assert run_mine("crawl", "--api-url", emu.url, "--db", str(db), "--source", "onnx-tf").returncode == 0
     res = run_mine("report", "--from", "predicted", "--db", str(db), "--converter", "onnx2torch")
-    assert res.returncode == 2 and "--converter onnx2torch: no issues of it in the store; valid: onnx-tf" in res.stderr
+    assert res.returncode == 2 and "--converter onnx2torch: no issues of it in the store's filtered issues; valid: onnx-tf" in res.stderr
 
 
 def test_crawl_benchmark_over_six_sources_costs_one_request_per_source_when_nothing_changed():

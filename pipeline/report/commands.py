@@ -89,7 +89,7 @@ def register(app: typer.Typer) -> None:
             from pipeline.report.trends import store_converters
 
             if converter:  # before training: a misspelt name costs nothing
-                check_converters(converter, store_converters(conn), "the store")
+                check_converters(converter, store_converters(conn), "the store's filtered issues")
 
             # the trained classifier and its cross-validated errors are cached beside the store
             data = load_store_data(conn, labels, cache_dir=Path(store).parent / "estimate-cache")

@@ -16,7 +16,7 @@ from markupsafe import Markup, escape
 
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.report.estimate import METHOD_NAMES
-from pipeline.report.render import is_value_col, display_frame, is_wide, two_lines
+from pipeline.report.render import display_frame, is_value_col, is_wide, two_lines
 from pipeline.report.tables import TABLE_TITLES, Report
 
 _TEMPLATES = Path(__file__).with_name("templates")

@@ -102,8 +102,10 @@ def only_converters(data: StoreData, names: Sequence[str]) -> StoreData:
 
 
 def store_converters(conn) -> list[str]:
-    """The converters (sources) the store holds issues of."""
-    return sorted(r[0] for r in conn.execute("SELECT DISTINCT source FROM issues WHERE is_pull = 0"))
+    """The converters (sources) the store holds filtered issues of (what estimates cover)."""
+    from pipeline.sample.filter import filtered_issues
+
+    return sorted({r["source"] for r in filtered_issues(conn)})
 
 
 def full_report(labels: pd.DataFrame, mode: str = "gold", conn=None, *, method: str = DEFAULT_METHOD,
@@ -132,7 +134,7 @@ def full_report(labels: pd.DataFrame, mode: str = "gold", conn=None, *, method: 
             converters = check_converters(converters, sorted(labels["converter"].unique()), "the label files")
             labels = labels[labels["converter"].isin(converters)].reset_index(drop=True)
         else:
-            converters = check_converters(converters, store_converters(conn), "the store")
+            converters = check_converters(converters, store_converters(conn), "the store's filtered issues")
     if mode == "gold":
         rep = add_wilson(build_report(labels, top_k=top_k))
         if conn is None or not over_time:
