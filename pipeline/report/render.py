@@ -320,7 +320,7 @@ def terminal_tables(df: pd.DataFrame, title: str, width: int) -> list[Table]:
         return 1 + sum(_width([c, *cells(c, split)]) + 3 for c in cols)
 
     # intervals go on a second line only where there are intervals and one line is too wide
-    split = need(keys + values, False) > width and any(" [" in v for c in values for v in cells(c, False))
+    split = need(keys + values, False) > width and _has_intervals(df)
     blocks = [values]
     if need(keys + values, split) > width:
         blocks, cur = [], []
