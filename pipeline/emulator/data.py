@@ -434,7 +434,7 @@ def _paddle_issue_text(r: random.Random, kind: str) -> tuple[str, str, list[str]
                 f"must be topologically sorted (p2o.{op}.1)\n```\n\n{info}")
         labels.append("Bug")
     elif kind == "build":
-        title = r.choice(("pip install paddle2onnx fails on Python 3.12", "无法通过源码编译安装 paddle2onnx (protobuf)"))
+        title = r.choice(("pip install paddle2onnx fails on Python 3.12", "源码编译 paddle2onnx 失败 (protobuf 版本)"))
         body = ("**Describe the bug**\n```\nERROR: Could not find a version that satisfies the requirement paddle2onnx\n"
                 f"```\n\n{info}")
         labels.append("Build")
