@@ -1,7 +1,9 @@
 """Converter sources (``sources.yaml``): repository and label rules per converter.
 
-The packaged default holds the study's two converters; ``--sources FILE`` (or
-``MINE_SOURCES``) points at another YAML file of the same form.
+The packaged default holds the six ONNX converters the paper names: the study's two
+(torch.onnx, tf2onnx) with the study's exact rules, and paddle2onnx, sklearn-onnx, onnx2torch
+and onnx-tf with rules in its spirit (where each comes from: the comments in the file).
+``--sources FILE`` (or ``MINE_SOURCES``) points at another YAML file of the same form.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ DEFAULT_SOURCES = Path(__file__).with_name("sources.yaml")
 _URL_RE = re.compile(r"^https?://github\.com/([^/\s]+/[^/\s]+)/(?:issues|pull)/(\d+)/?$")
 
 
-# the paper's "pytorch or tensorflow-onnx repository" (data-availability filter, cross-references)
+# the paper's "pytorch or tensorflow-onnx repository" (data-availability filter, cross-references):
+# the default of a source without xref_repos, and what the study's two sources use
 DEFAULT_XREF_REPOS: tuple[str, ...] = ("pytorch/pytorch", "onnx/tensorflow-onnx")
 
 
@@ -38,7 +41,8 @@ class Source:
     labels: tuple[str, ...] = ()
     exclude_labels: tuple[str, ...] = ()
     # data-availability filter: a `cross-referenced` event counts only when its closed source
-    # issue lives in one of these repositories (the paper: "the pytorch or tensorflow-onnx repository")
+    # issue lives in one of these repositories (the paper: "the pytorch or tensorflow-onnx
+    # repository"; other converters: their own, the framework they convert, onnx/onnx)
     xref_repos: tuple[str, ...] = DEFAULT_XREF_REPOS
 
     def is_relevant(self, issue: dict) -> bool:

@@ -108,4 +108,9 @@ def test_xref_repos_come_from_the_sources_file(tmp_path):
     paddle, tf = load_sources(p)
     assert paddle.xref_repos == ("PaddlePaddle/Paddle2ONNX", "PaddlePaddle/Paddle")
     assert tf.xref_repos == DEFAULT_XREF_REPOS
-    assert [s.xref_repos for s in load_sources()] == [DEFAULT_XREF_REPOS, DEFAULT_XREF_REPOS]
+    packaged = {s.name: s.xref_repos for s in load_sources()}
+    # the study's two sources keep the paper's two repositories; the others count their own first
+    assert packaged["torch.onnx"] == packaged["tf2onnx"] == DEFAULT_XREF_REPOS
+    assert packaged["paddle2onnx"] == ("PaddlePaddle/Paddle2ONNX", "PaddlePaddle/Paddle", "onnx/onnx")
+    for name in ("sklearn-onnx", "onnx2torch", "onnx-tf"):
+        assert packaged[name][0] == next(s.repo for s in load_sources() if s.name == name)

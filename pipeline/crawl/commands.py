@@ -267,8 +267,8 @@ def register(app: typer.Typer) -> None:
         if fmt == "json":
             sys.stdout.write(json.dumps({"sources": data}, indent=2) + "\n")
             return
-        # no outer border: the two timestamps fit whole in 80 columns (a cron log)
-        table = Table(title="store status", box=box.SIMPLE_HEAD, pad_edge=False)
+        # no outer border or edge: the two timestamps fit whole in 80 columns (a cron log), six sources too
+        table = Table(title="store status", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
         for col in ("source", "issues", "timelines", "last crawl", "high-water mark"):
             table.add_column(col, no_wrap=True)
         for name, d in data.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 from typing import List, Optional
@@ -25,7 +26,10 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(0, "--port", help="Port to listen on; 0 picks a free port and prints it."),
         seed: int = typer.Option(0, "--seed", help="Seed of the synthetic data and of the fault draws."),
         issues: int = typer.Option(
-            200, "--issues", help="Issues per repository; pull requests (about a quarter as many) come on top."),
+            200, "--issues", help="Synthetic issues per repository; pull requests (about a quarter as many) come on top."),
+        repo_issues: Optional[List[str]] = typer.Option(
+            None, "--repo-issues", metavar="OWNER/NAME=N",
+            help="Synthetic issues of one repository, overriding --issues for it (repeatable), e.g. pytorch/pytorch=4000."),
         latency_ms: int = typer.Option(0, "--latency-ms", help="Sleep this long before answering each API request."),
         error_rate: float = typer.Option(
             0.0, "--error-rate", help="Fraction of API requests answered 502/503 (deterministic from the seed)."),
@@ -54,9 +58,10 @@ def register(app: typer.Typer) -> None:
         token: Optional[list[str]] = typer.Option(
             None, "--token", help="Accept only this token (repeatable; others get 401 Bad credentials). Each token has its own budget."),
     ) -> None:
-        """Serve a local GitHub REST API emulator with synthetic pytorch/pytorch and
-        onnx/tensorflow-onnx issues (and real ones from --corpus files), timelines, rate
-        limits and injected faults.
+        """Serve a local GitHub REST API emulator with synthetic issues of the six ONNX
+        converters' repositories (pytorch/pytorch, onnx/tensorflow-onnx, PaddlePaddle/Paddle2ONNX,
+        onnx/sklearn-onnx, ENOT-AutoDL/onnx2torch, onnx/onnx-tensorflow, with their real label
+        names) and real ones from --corpus files, timelines, rate limits and injected faults.
 
         Real issues keep their title, body, labels and comments byte for byte; their
         timelines carry one `commented` event per comment and a `closed` (or `referenced`)
@@ -70,7 +75,13 @@ def register(app: typer.Typer) -> None:
         """
         from pipeline.emulator.server import Emulator, EmulatorConfig
 
-        cfg = EmulatorConfig(seed=seed, issues=issues, latency_ms=latency_ms, error_rate=error_rate,
+        sizes = {}
+        for item in repo_issues or ():
+            repo, _, n = item.rpartition("=")
+            if not re.fullmatch(r"[^/\s=]+/[^/\s=]+", repo) or not n.isdigit():
+                raise UserError(f"--repo-issues {item!r}: use OWNER/NAME=N, e.g. pytorch/pytorch=4000")
+            sizes[repo] = int(n)
+        cfg = EmulatorConfig(seed=seed, issues=issues, repo_issues=sizes, latency_ms=latency_ms, error_rate=error_rate,
                              rate_limit=rate_limit, reset_seconds=reset_seconds, secondary_every=secondary_every,
                              truncate_rate=truncate_rate, clock_skew=clock_skew, reset_skew=reset_skew, tokens=tuple(token or ()),
                              host=host, port=port,

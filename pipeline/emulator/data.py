@@ -5,6 +5,12 @@ yields the same repositories, issues, pull requests and timelines, so crawler te
 compare what they fetched against :func:`expected_issue_numbers` and the per-issue ground
 truth (``IssueRecord.linkage`` / ``IssueRecord.data_available``).
 
+Repositories: the six ONNX converters the paper names (``DEFAULT_REPOS``): pytorch/pytorch,
+onnx/tensorflow-onnx, PaddlePaddle/Paddle2ONNX, onnx/sklearn-onnx, ENOT-AutoDL/onnx2torch and
+onnx/onnx-tensorflow, each with its real label names (the study's two first: their data does not
+depend on the other four). Relevance and cross-reference rules come from the packaged
+``pipeline/sources.yaml`` (:func:`study_relevant`, ``Source.xref_repos``).
+
 Shape of the data, per default repository:
 
 * ``issues=N`` real issues, plus pull requests **on top** (about one per four issues),
@@ -34,6 +40,7 @@ Corpus issues never enter synthetic timelines, so adding a corpus changes no syn
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import random
 from dataclasses import dataclass, field
@@ -44,26 +51,31 @@ from pipeline.errors import UserError
 
 if TYPE_CHECKING:
     from pipeline.emulator.corpus import CorpusIssue
+    from pipeline.sources import Source
 
-DEFAULT_REPOS = ("pytorch/pytorch", "onnx/tensorflow-onnx")
+DEFAULT_REPOS = ("pytorch/pytorch", "onnx/tensorflow-onnx", "PaddlePaddle/Paddle2ONNX", "onnx/sklearn-onnx",
+                 "ENOT-AutoDL/onnx2torch", "onnx/onnx-tensorflow")
 
-# Other repositories that cross-reference the studied ones (served only embedded in events).
+# Other repositories that cross-reference the served ones (served only embedded in events):
+# outside every source's xref_repos but onnx/onnx, which the four newer sources count.
 FOREIGN_REPOS = ("microsoft/onnxruntime", "onnx/onnx", "NVIDIA/TensorRT")
+# frameworks the newer sources count as cross-reference repositories (sources.yaml xref_repos)
+XREF_FOREIGN_REPOS = ("PaddlePaddle/Paddle", "scikit-learn/scikit-learn", "onnx/onnxmltools", "tensorflow/tensorflow")
 
 # How an issue's timeline links it to a fix. `True` = the study's data-availability filter
-# keeps it (closed/referenced event with commit_id, cross-reference from a closed issue in
-# pytorch/pytorch or onnx/tensorflow-onnx, or a connected event).
+# keeps it (closed/referenced event with commit_id, cross-reference from a closed issue in one
+# of its source's xref_repos, e.g. pytorch/pytorch or onnx/tensorflow-onnx, or a connected event).
 LINKAGE_KINDS: dict[str, bool] = {
     "closed_commit": True,  # closed event with a commit_id
     "referenced_commit": True,  # referenced event with a commit_id
     "xref_closed_same": True,  # cross-referenced from a closed issue/PR of the same repository
-    "xref_closed_study": True,  # ... from a closed issue/PR of the other studied repository
+    "xref_closed_study": True,  # ... from a closed issue/PR of another repository its source counts
     "connected": True,  # connected event
     "none": False,  # closed without any link
     "closed_nocommit_referenced_nocommit": False,  # referenced event whose commit_id is null
     "xref_open_same": False,  # cross-referenced from an open issue/PR of the same repository
-    "xref_closed_foreign": False,  # ... from a closed issue of a repository outside the study
-    "xref_open_foreign": False,  # ... from an open issue of a repository outside the study
+    "xref_closed_foreign": False,  # ... from a closed issue of a repository its source does not count
+    "xref_open_foreign": False,  # ... from an open issue of such a repository
 }
 _LINKAGE_WEIGHTS = {
     "closed_commit": 10, "referenced_commit": 8, "xref_closed_same": 8, "xref_closed_study": 4,
@@ -203,6 +215,32 @@ PT_LABELS = {"module: onnx": "f7e101", "triaged": "0e8a16", "onnx-triaged": "0e8
 TF_LABELS = {"bug": "d73a4a", "question": "d876e3", "pending on user response": "fbca04",
              "enhancement": "a2eeef", "tflite": "0052cc", "keras": "0052cc",
              "need investigation": "e99695", "contribution welcome": "0e8a16"}
+# the other converters' real label names (../shared/github-issues/converter-issues.jsonl; see
+# the comments in pipeline/sources.yaml); onnx/onnx-tensorflow labels no issue
+PADDLE_LABELS = {"Bug": "d73a4a", "Operator(New)": "0e8a16", "Operator(Update)": "c2e0c6", "PaddleOCR": "1d76db",
+                 "PaddleDetection": "1d76db", "Build": "fbca04", "CI": "fbca04", "ONNXRuntime(Version)": "bfdadc",
+                 "Paddle(Version)": "bfdadc", "ONNX(Version)": "bfdadc", "stale": "ededed"}
+SKL_LABELS = {"bug": "d73a4a", "pending user response": "fbca04", "duplicate": "cfd3d7", "cannot replicate": "e4e669",
+              "documentation": "0075ca", "new converter": "a2eeef", "todo": "c5def5", "done": "0e8a16",
+              "0.23": "bfdadc", "0.24": "bfdadc"}
+O2T_LABELS = {"bug": "d73a4a", "feat": "a2eeef", "Stale": "ededed"}
+REPO_LABELS = {"pytorch/pytorch": PT_LABELS, "onnx/tensorflow-onnx": TF_LABELS, "PaddlePaddle/Paddle2ONNX": PADDLE_LABELS,
+               "onnx/sklearn-onnx": SKL_LABELS, "ENOT-AutoDL/onnx2torch": O2T_LABELS, "onnx/onnx-tensorflow": {}}
+# id, description and creation day of each served repository's GitHub object
+_REPO_META = {
+    "pytorch/pytorch": (65_600_975, "Tensors and Dynamic neural networks in Python with strong GPU acceleration",
+                        datetime(2016, 8, 13, 5, 26, 41, tzinfo=timezone.utc)),
+    "onnx/tensorflow-onnx": (125_317_000, "Convert TensorFlow, Keras, Tensorflow.js and Tflite models to ONNX",
+                             datetime(2018, 3, 23, 17, 3, 5, tzinfo=timezone.utc)),
+    "PaddlePaddle/Paddle2ONNX": (210_002_000, "ONNX model exporter for PaddlePaddle",
+                                 datetime(2019, 6, 27, 3, 12, 40, tzinfo=timezone.utc)),
+    "onnx/sklearn-onnx": (210_003_000, "Convert scikit-learn models and pipelines to ONNX",
+                          datetime(2018, 11, 28, 9, 41, 2, tzinfo=timezone.utc)),
+    "ENOT-AutoDL/onnx2torch": (210_004_000, "Convert ONNX models to PyTorch",
+                               datetime(2021, 12, 14, 11, 20, 33, tzinfo=timezone.utc)),
+    "onnx/onnx-tensorflow": (210_005_000, "Tensorflow backend for ONNX",
+                             datetime(2017, 9, 8, 15, 50, 11, tzinfo=timezone.utc)),
+}
 
 
 def _user_pool(seed: int) -> list[str]:
@@ -215,6 +253,10 @@ def _user_pool(seed: int) -> list[str]:
 MAINTAINERS = {
     "pytorch/pytorch": ["onnx-maint-a", "onnx-maint-b", "onnx-maint-c"],
     "onnx/tensorflow-onnx": ["tf2onnx-maint-a", "tf2onnx-maint-b"],
+    "PaddlePaddle/Paddle2ONNX": ["paddle2onnx-maint-a", "paddle2onnx-maint-b"],
+    "onnx/sklearn-onnx": ["skl2onnx-maint-a"],
+    "ENOT-AutoDL/onnx2torch": ["onnx2torch-maint-a", "onnx2torch-maint-b"],
+    "onnx/onnx-tensorflow": ["onnx-tf-maint-a", "onnx-tf-maint-b"],
 }
 BOT = "emu-mergebot[bot]"
 # GitHub's placeholder account for deleted users (id 10137); served where a corpus excerpt does
@@ -343,6 +385,182 @@ def _tf_issue_text(r: random.Random, kind: str) -> tuple[str, str]:
     return title, body
 
 
+_PADDLE_OPS = ("deformable_conv", "roll", "einsum", "multiclass_nms3", "grid_sampler", "set_value",
+               "lookup_table_v2", "conditional_block", "while", "top_k_v2", "bilinear_interp_v2", "index_select",
+               "flip", "prior_box", "tril_triu")
+_PADDLE_MODELS = (("PP-OCRv4_det", "PaddleOCR"), ("PP-OCRv3_rec", "PaddleOCR"), ("SLANet", "PaddleOCR"),
+                  ("PP-YOLOE+", "PaddleDetection"), ("PicoDet-S", "PaddleDetection"), ("RT-DETR", "PaddleDetection"),
+                  ("PP-LCNet", None), ("PP-HumanSeg", None))
+_SKL_ESTIMATORS = (("ensemble", "IsolationForest"), ("ensemble", "HistGradientBoostingClassifier"),
+                   ("gaussian_process", "GaussianProcessRegressor"), ("feature_extraction.text", "TfidfVectorizer"),
+                   ("neighbors", "KNeighborsClassifier"), ("multiclass", "OneVsOneClassifier"),
+                   ("preprocessing", "QuantileTransformer"), ("preprocessing", "SplineTransformer"),
+                   ("preprocessing", "TargetEncoder"), ("linear_model", "SGDOneClassSVM"),
+                   ("compose", "ColumnTransformer"))
+_ONNX_OPS = ("If", "Loop", "GRU", "NonZero", "GlobalMaxPool", "GreaterOrEqual", "ScatterND", "RoiAlign",
+             "DepthToSpace", "Einsum", "LSTM", "Resize", "BatchNormalization", "Slice", "NonMaxSuppression",
+             "InstanceNormalization", "ConvTranspose", "GatherND")
+
+
+def _paddle_issue_text(r: random.Random, kind: str) -> tuple[str, str, list[str]]:
+    op, (model, suite) = r.choice(_PADDLE_OPS), r.choice(_PADDLE_MODELS)
+    opset = r.choice((11, 13, 15, 16, 17))
+    cmd = (f"```\npaddle2onnx --model_dir ./{model} --model_filename inference.pdmodel "
+           f"--params_filename inference.pdiparams --save_file model.onnx --opset_version {opset}\n```\n")
+    info = ("**Informations (please complete the following information):**\n - Inference engine for deployment: "
+            f"{r.choice(('onnxruntime', 'TensorRT', 'OpenVINO'))}\n - Why convert to onnx: deployment\n"
+            f" - Paddle2ONNX Version: 1.{r.randint(0, 3)}.{r.randint(0, 9)}\n")
+    labels = [suite] if suite and r.random() < 0.5 else []
+    if kind == "unsupported":
+        title = r.choice((f"Oops, there are some operators not supported yet, including {op}",
+                          f"{model} 转 ONNX 报错：不支持 {op}", f"{op} is not supported when exporting {model}"))
+        body = (f"**Describe the bug**\nConverting {model} stops.\n\n{cmd}\n```\n[Paddle2ONNX] Oops, there are some "
+                f"operators not supported yet, including {op},\n[ERROR] Due to the unsupported operators, the "
+                f"conversion is aborted.\n```\n\n{info}")
+        labels.append("Operator(New)")
+    elif kind == "wrong":
+        title = r.choice((f"{model} 转换后 onnxruntime 推理结果与 Paddle 不一致", f"Accuracy drops after converting {model} to ONNX"))
+        body = (f"**Describe the bug**\nThe converted model runs, but its outputs differ from Paddle Inference "
+                f"(max diff {r.choice(('0.21', '3.5', 'nan'))}).\n\n{cmd}\n{info}")
+        labels += ["Bug"] + (["ONNXRuntime(Version)"] if r.random() < 0.3 else [])
+    elif kind == "shape":
+        title = f"Dynamic batch size fails for {op} in {model}"
+        body = (f"**Describe the bug**\n{cmd}\n```\nonnxruntime.capi.onnxruntime_pybind11_state.Fail: [ONNXRuntimeError] : "
+                f"1 : FAIL : Node (p2o.{op}.0) Op ({op.title()}) [ShapeInferenceError] Incompatible dimensions\n```\n\n{info}")
+        labels.append("Bug")
+    elif kind == "optimizer":
+        title = f"ONNX checker fails after paddle2onnx fuses {op} in {model}"
+        body = (f"**Describe the bug**\n{cmd}\n```\nonnx.onnx_cpp2py_export.checker.ValidationError: Nodes in a graph "
+                f"must be topologically sorted (p2o.{op}.1)\n```\n\n{info}")
+        labels.append("Bug")
+    elif kind == "build":
+        title = r.choice(("pip install paddle2onnx fails on Python 3.12", "源码编译 paddle2onnx 失败 (protobuf 版本)"))
+        body = ("**Describe the bug**\n```\nERROR: Could not find a version that satisfies the requirement paddle2onnx\n"
+                f"```\n\n{info}")
+        labels.append("Build")
+    else:
+        title = f"如何导出动态 shape 的 {model} ONNX 模型？"
+        body = f"Which options keep the input shape of {model} dynamic?\n\n{info}"
+    if r.random() < 0.25:
+        labels.append("stale")  # closed for inactivity by the repository's bot
+    return title, body, labels
+
+
+def _skl_issue_text(r: random.Random, kind: str) -> tuple[str, str, list[str]]:
+    mod, est = r.choice(_SKL_ESTIMATORS)
+    code = ("```python\nfrom skl2onnx import to_onnx\n\nonx = to_onnx(model, X[:1].astype(numpy.float32), "
+            f"target_opset={r.choice((15, 17, 18, 19))})\n```\n")
+    env = f"skl2onnx {r.choice(('1.14.1', '1.16.0', '1.17.0'))}, scikit-learn 1.{r.randint(2, 5)}, onnxruntime 1.{r.randint(15, 19)}\n"
+    labels: list[str] = []
+    if kind == "unsupported":
+        title = f"Unable to find a shape calculator for type '<class 'sklearn.{mod}.{est}'>'"
+        body = (f"{code}\n```\nskl2onnx.common.exceptions.MissingShapeCalculator: Unable to find a shape calculator "
+                f"for type '<class 'sklearn.{mod}.{est}'>'.\nIt usually means the pipeline being converted contains a "
+                "transformer or a predictor with no corresponding converter implemented in sklearn-onnx.\n```\n\n" + env)
+        labels += ["new converter"] if r.random() < 0.5 else []
+    elif kind == "wrong":
+        title = f"Predictions of the converted {est} differ from scikit-learn"
+        body = (f"{code}\n```\nAssertionError: \nNot equal to tolerance rtol=1e-05, atol=0\nMismatched elements: "
+                f"{r.randint(2, 40)} / 100\n```\n\n" + env)
+        labels.append("bug")
+    elif kind == "shape":
+        title = f"{est} converter returns the wrong output shape with options={{'zipmap': False}}"
+        body = f"{code}\nThe probabilities come back with shape (N,) instead of (N, 2).\n\n" + env
+        labels.append("bug")
+    elif kind == "optimizer":
+        title = f"float64 inputs are cast to float32 inside the converted {est}"
+        body = f"{code}\nWith a double input the model still computes in float and loses precision.\n\n" + env
+        labels.append("bug")
+    elif kind == "build":
+        title = f"import skl2onnx fails with onnx 1.{r.randint(14, 17)}: module 'onnx' has no attribute 'mapping'"
+        body = "```\nAttributeError: module 'onnx' has no attribute 'mapping'\n```\n\n" + env
+        labels.append("bug")
+    else:
+        title = f"How to convert a pipeline with a custom transformer and {est}?"
+        body = f"Is there an example of registering a converter for my own transformer?\n\n{env}"
+        labels += ["pending user response"] if r.random() < 0.5 else []
+        labels += ["duplicate"] if r.random() < 0.2 else []
+    if r.random() < 0.05:
+        labels.append("cannot replicate")
+    if r.random() < 0.08:
+        labels.append(r.choice(("0.23", "0.24")))
+    return title, body, labels
+
+
+def _o2t_issue_text(r: random.Random, kind: str) -> tuple[str, str, list[str]]:
+    op, model, version = r.choice(_ONNX_OPS), r.choice(_MODELS), r.choice((1, 7, 9, 11, 13, 16))
+    code = "```python\nimport onnx\nfrom onnx2torch import convert\n\ntorch_model = convert(onnx.load(\"model.onnx\"))\n```\n"
+    labels: list[str] = []
+    if kind == "unsupported":
+        title = (f"NotImplementedError: Converter is not implemented (OperationDescription(domain='', "
+                 f"operation_type='{op}', version={version}))")
+        body = (f"Converting {model} exported with opset {version}:\n\n{code}\n```\n  File \".../onnx2torch/node_converters/"
+                "registry.py\", line 69, in get_converter\n    raise NotImplementedError(f'Converter is not implemented "
+                f"({{description}})')\nNotImplementedError: Converter is not implemented (OperationDescription(domain='', "
+                f"operation_type='{op}', version={version}))\n```\n")
+        labels += ["feat"] if r.random() < 0.4 else []
+    elif kind == "wrong":
+        title = f"Converted {model} gives different outputs than onnxruntime"
+        body = f"{code}\nThe max abs difference is {r.choice(('0.8', '12.3', 'inf'))} after the {op} node.\n"
+        labels.append("bug")
+    elif kind == "shape":
+        title = f"KeyError in the {op} converter with a dynamic input shape"
+        body = f"{code}\n```\nKeyError: 'onnx::{op}_{r.randint(100, 999)}'\n```\n"
+        labels.append("bug")
+    elif kind == "optimizer":
+        title = f"torch.fx symbolic trace of the converted {model} fails at {op}"
+        body = f"{code}\n```\ntorch.fx.proxy.TraceError: symbolically traced variables cannot be used as inputs to control flow\n```\n"
+        labels.append("bug")
+    elif kind == "build":
+        title = f"onnx2torch cannot be installed with onnx 1.{r.randint(15, 17)}"
+        body = "```\nERROR: Cannot install onnx2torch because these package versions have conflicting dependencies.\n```\n"
+    else:
+        title = f"Can a model converted by onnx2torch be exported back to ONNX ({model})?"
+        body = f"{code}\nI would like to fine-tune it in PyTorch and export it again.\n"
+    if r.random() < 0.2:
+        labels.append("Stale")
+    return title, body, labels
+
+
+def _otf_issue_text(r: random.Random, kind: str) -> tuple[str, str, list[str]]:
+    op, model = r.choice(_ONNX_OPS), r.choice(_MODELS)
+    code = ("```python\nimport onnx\nfrom onnx_tf.backend import prepare\n\ntf_rep = prepare(onnx.load(\"model.onnx\"))\n"
+            "tf_rep.export_graph(\"saved_model\")\n```\n")
+    env = (f"**Python, ONNX, ONNX-TF, Tensorflow version**\n - Python version: 3.{r.randint(7, 10)}\n - ONNX version: "
+           f"1.{r.randint(8, 14)}.0\n - ONNX-TF version: 1.{r.randint(6, 10)}.0\n - Tensorflow version: 2.{r.randint(3, 12)}.0\n")
+    if kind == "unsupported":
+        title = f"BackendIsNotSupposedToImplementIt: {op} is not implemented."
+        body = (f"**Describe the bug**\nprepare() fails for {model}.\n\n{code}\n```\nonnx.backend.test.runner."
+                f"BackendIsNotSupposedToImplementIt: {op} is not implemented.\n```\n\n{env}")
+    elif kind == "wrong":
+        title = f"Outputs of {model} differ between onnxruntime and the converted TensorFlow model"
+        body = f"**Describe the bug**\n{code}\nThe outputs disagree after the {op} node.\n\n{env}"
+    elif kind == "shape":
+        title = f"ValueError: Dimensions must be equal in {op} when exporting {model}"
+        body = f"**Describe the bug**\n{code}\n```\nValueError: Dimensions must be equal, but are 64 and 128\n```\n\n{env}"
+    elif kind == "optimizer":
+        title = f"export_graph fails for {model}: {op} handler produces an invalid SavedModel"
+        body = f"**Describe the bug**\n{code}\n```\ntensorflow.python.framework.errors_impl.InvalidArgumentError\n```\n\n{env}"
+    elif kind == "build":
+        title = f"pip install onnx-tf fails with tensorflow 2.{r.randint(10, 15)} (tensorflow-addons)"
+        body = f"**Describe the bug**\n```\nERROR: No matching distribution found for tensorflow-addons\n```\n\n{env}"
+    else:
+        title = f"How to convert an ONNX {model} to TFLite with onnx-tf?"
+        body = f"Is there a recommended way from the SavedModel to a .tflite file?\n\n{env}"
+    return title, body, []
+
+
+# text and labels of a synthetic issue of the four newer converters
+_CONVERTER_TEXT = {"PaddlePaddle/Paddle2ONNX": _paddle_issue_text, "onnx/sklearn-onnx": _skl_issue_text,
+                   "ENOT-AutoDL/onnx2torch": _o2t_issue_text, "onnx/onnx-tensorflow": _otf_issue_text}
+# pull request titles of the four ({op} is a converter-specific operator or estimator name)
+_PR_TITLES = {
+    "PaddlePaddle/Paddle2ONNX": (_PADDLE_OPS, ("[Operator] Add {op}", "[Bug] Fix {op} mapper for opset 17")),
+    "onnx/sklearn-onnx": (tuple(e for _, e in _SKL_ESTIMATORS), ("Add converter for {op}", "Fix discrepancies in {op}")),
+    "ENOT-AutoDL/onnx2torch": (_ONNX_OPS, ("feat: add {op} converter", "fix: {op} with dynamic shapes")),
+    "onnx/onnx-tensorflow": (_ONNX_OPS, ("Add handler for {op}", "Fix {op} handler for opset 13")),
+}
+
 _KINDS = ("unsupported", "unsupported", "wrong", "shape", "optimizer", "build", "other")
 
 
@@ -375,21 +593,19 @@ class Dataset:
         self.deleted: set[tuple[str, int]] = set()   # (repo, number) answered 410 Gone, not listed
         self._touch_count = 0
         self.repo_names = tuple(repos)
+        unknown = sorted(set(self.sizes) - {r.lower() for r in self.repo_names})
+        if unknown:
+            raise ValueError(f"issues per repository given for {', '.join(unknown)}, which is not served; "
+                             f"served: {', '.join(self.repo_names)}")
         for k, full in enumerate(self.repo_names):
-            self.repos[full] = RepoInfo(
-                full_name=full,
-                id=65_600_975 + 1000 * k if full == "pytorch/pytorch" else 125_316_000 + 1000 * k,
-                description=("Tensors and Dynamic neural networks in Python with strong GPU acceleration"
-                             if full == "pytorch/pytorch" else "Convert TensorFlow, Keras, Tensorflow.js and Tflite models to ONNX"),
-                created_at=int(datetime(2016, 8, 13, 5, 26, 41, tzinfo=timezone.utc).timestamp()) if k == 0
-                else int(datetime(2018, 3, 23, 17, 3, 5, tzinfo=timezone.utc).timestamp()),
-                label_colors=dict(PT_LABELS if full == "pytorch/pytorch" else TF_LABELS),
-            )
+            rid, description, created = _REPO_META.get(full, (170_000_000 + 1000 * k, full, datetime(2018, 1, 1, tzinfo=timezone.utc)))
+            self.repos[full] = RepoInfo(full_name=full, id=rid, description=description,
+                                        created_at=int(created.timestamp()), label_colors=dict(REPO_LABELS.get(full, {})))
             self.issues[full] = self._base_issues(k, full)
         for k, full in enumerate(self.repo_names):
             for idx, rec in enumerate(self.issues[full].values()):
                 self._timeline(k, rec, idx)
-        for k, full in enumerate(FOREIGN_REPOS):
+        for k, full in enumerate(FOREIGN_REPOS + XREF_FOREIGN_REPOS):
             self.repos.setdefault(full, RepoInfo(full_name=full, id=150_000_000 + k, description=f"{full} (foreign)",
                                                  created_at=START, label_colors={}, language="C++"))
         # after every synthetic timeline: real issues never become synthetic cross-reference sources
@@ -440,7 +656,7 @@ class Dataset:
         times = sorted(r.randint(START, END - 86400 * 40) for _ in range(total))
         # far above the real repositories' numbers, so no synthetic issue shares a URL with a real
         # (e.g. a study-labelled) one
-        number = 900_000 if repo == "pytorch/pytorch" else 90_000
+        number = 900_000 if repo == "pytorch/pytorch" else 90_000  # every other real repository is below 90,000
         out: dict[int, IssueRecord] = {}
         issue_idx = 0
         for i, is_pr in enumerate(kinds):
@@ -462,7 +678,9 @@ class Dataset:
         kind = _KINDS[ir.randrange(len(_KINDS))]
         pt = repo == "pytorch/pytorch"
         labels: list[str]
-        if pt:
+        if repo in _CONVERTER_TEXT:
+            title, body, labels = _CONVERTER_TEXT[repo](ir, kind)
+        elif pt:
             if ir.random() < 0.72:
                 title, body = _pt_issue_text(ir, kind if kind != "other" else "dynamo")
                 labels = ["module: onnx"] + ([ "triaged"] if ir.random() < 0.6 else []) + (
@@ -505,11 +723,16 @@ class Dataset:
 
     def _make_pr(self, repo, number, ir, created, author, maint) -> IssueRecord:
         pt = repo == "pytorch/pytorch"
-        op = ir.choice(_ATEN_OPS if pt else _TF_OPS)
-        title = ir.choice((f"[ONNX] Add symbolic for aten::{op}", f"[ONNX] Fix export of {op} with dynamic shapes",
-                           f"[ONNX] Support opset 18 for {op}") if pt else
-                          (f"Add conversion for {op}", f"Fix {op} handler for dynamic shapes",
-                           f"Optimizer: skip {op} in transpose pushing"))
+        if repo in _PR_TITLES:
+            ops, templates = _PR_TITLES[repo]
+            op = ir.choice(ops)
+            title = ir.choice(templates).format(op=op)
+        else:
+            op = ir.choice(_ATEN_OPS if pt else _TF_OPS)
+            title = ir.choice((f"[ONNX] Add symbolic for aten::{op}", f"[ONNX] Fix export of {op} with dynamic shapes",
+                               f"[ONNX] Support opset 18 for {op}") if pt else
+                              (f"Add conversion for {op}", f"Fix {op} handler for dynamic shapes",
+                               f"Optimizer: skip {op} in transpose pushing"))
         body = f"Fixes the export of `{op}`.\n\n- adds a handler\n- adds a unit test\n"
         labels = (["module: onnx", "open source"] + (["Merged"] if ir.random() < 0.7 else [])) if pt and ir.random() < 0.8 else []
         closed = ir.random() < 0.85
@@ -529,14 +752,14 @@ class Dataset:
         pool = prs if prs and r.random() < 0.7 else cands
         return r.choice(pool) if pool else None
 
-    def _foreign_issue(self, r: random.Random, state: str, at: int) -> IssueRecord:
-        repo = r.choice(FOREIGN_REPOS)
+    def _foreign_issue(self, r: random.Random, state: str, at: int, repos: Sequence[str] = FOREIGN_REPOS) -> IssueRecord:
+        repo = r.choice(repos)
         number = r.randint(1000, 20000)
         while (repo, number) in self.foreign:
             number += 1
         closed_at = at + r.randint(3600, 86400 * 10) if state == "closed" else None
         rec = IssueRecord(
-            repo=repo, number=number, id=2_000_000_000 + number + 100_000 * FOREIGN_REPOS.index(repo),
+            repo=repo, number=number, id=2_000_000_000 + number + 100_000 * (FOREIGN_REPOS + XREF_FOREIGN_REPOS).index(repo),
             is_pr=False, title=f"Model exported from {r.choice(('PyTorch', 'tf2onnx'))} fails in {repo.split('/')[1]}",
             body="Cross-posting from the converter's tracker.", author=r.choice(self.users),
             author_association="NONE", labels=[], state=state, created_at=at, updated_at=closed_at or at,
@@ -594,10 +817,10 @@ class Dataset:
                 who = r.choice(maint)
                 add("mentioned", t, who)
                 add("subscribed", t, who)
-            elif kind in ("labeled", "unlabeled"):
+            elif kind in ("labeled", "unlabeled") and self.repos[rec.repo].label_colors:
                 add(kind, t, r.choice(maint), label=r.choice(sorted(self.repos[rec.repo].label_colors)))
-            else:
-                add(kind, t, r.choice(self.users))
+            else:  # a repository without labels subscribes instead
+                add("subscribed" if kind in ("labeled", "unlabeled") else kind, t, r.choice(self.users))
 
         if rec.is_pr:
             self._pr_timeline(rec, r, add, between, maint)
@@ -625,14 +848,21 @@ class Dataset:
         kind = r.choices(names, weights=[_LINKAGE_WEIGHTS[n] for n in names])[0]
         if rec.state == "open" and kind == "closed_commit":
             kind = "referenced_commit"
-        other = [x for x in self.repo_names if x != rec.repo]
+        # the repositories a cross-reference may come from, as the source's xref_repos decide
+        counted = {x.lower() for x in xref_repos(rec.repo)}
+        other = [x for x in self.repo_names if x != rec.repo and x.lower() in counted]
+        counted_foreign = [x for x in XREF_FOREIGN_REPOS + FOREIGN_REPOS if x.lower() in counted]
+        outside = [x for x in FOREIGN_REPOS if x.lower() not in counted]
         source = None
         if kind in ("xref_closed_same", "xref_open_same"):
             source = self._pick_source(r, rec.repo, "closed" if kind == "xref_closed_same" else "open", rec.number)
         elif kind == "xref_closed_study":
-            source = self._pick_source(r, other[0], "closed", -1) if other else None
+            if other:
+                source = self._pick_source(r, other[0], "closed", -1)
+            elif counted_foreign:
+                source = self._foreign_issue(r, "closed", between(), counted_foreign)
         elif kind in ("xref_closed_foreign", "xref_open_foreign"):
-            source = self._foreign_issue(r, "closed" if kind == "xref_closed_foreign" else "open", between())
+            source = self._foreign_issue(r, "closed" if kind == "xref_closed_foreign" else "open", between(), outside)
         if kind.startswith("xref") and source is None:
             kind = "none"
         close_commit = None
@@ -789,16 +1019,30 @@ def _undated_days(corpus: Sequence["CorpusIssue"]) -> dict[tuple[str, int], str]
     return out
 
 
+@functools.lru_cache(maxsize=1)
+def _packaged_sources() -> dict[str, "Source"]:
+    """The packaged sources (never ``$MINE_SOURCES``: synthetic data depends on the seed alone), by repository."""
+    from pipeline.sources import DEFAULT_SOURCES, load_sources
+
+    return {s.repo.lower(): s for s in load_sources(DEFAULT_SOURCES)}
+
+
+def xref_repos(repo: str) -> tuple[str, ...]:
+    """The repositories whose closed issues' cross-references the data-availability filter counts for ``repo``."""
+    from pipeline.sources import DEFAULT_XREF_REPOS
+
+    src = _packaged_sources().get(repo.lower())
+    return src.xref_repos if src is not None else DEFAULT_XREF_REPOS
+
+
 def study_relevant(rec: IssueRecord) -> bool:
-    """The study's relevance filter: a closed issue (not a PR) with label `module: onnx` in
-    pytorch/pytorch, or without `question` / `pending on user response` in tensorflow-onnx."""
+    """The relevance rule of ``rec``'s source in the packaged ``sources.yaml``: e.g. a closed issue
+    (not a PR) with label `module: onnx` in pytorch/pytorch, or without `question` / `pending on user
+    response` in tensorflow-onnx. A closed issue of a repository no source covers is relevant."""
     if rec.is_pr or rec.state != "closed":
         return False
-    if rec.repo == "pytorch/pytorch":
-        return "module: onnx" in rec.labels
-    if rec.repo == "onnx/tensorflow-onnx":
-        return not ({"question", "pending on user response"} & set(rec.labels))
-    return True
+    src = _packaged_sources().get(rec.repo.lower())
+    return src is None or src.is_relevant({"state": rec.state, "labels": rec.labels})
 
 
 def filter_issues(recs: Iterable[IssueRecord], state: str = "open", labels: Iterable[str] = (),

@@ -1,7 +1,7 @@
 """A local HTTP server that behaves like api.github.com for what an issue crawler uses.
 
-Serves deterministic synthetic data (see :mod:`pipeline.emulator.data`) for
-``pytorch/pytorch`` and ``onnx/tensorflow-onnx``, and real issues of corpus files
+Serves deterministic synthetic data (see :mod:`pipeline.emulator.data`) for the six ONNX
+converters' repositories, and real issues of corpus files
 (``EmulatorConfig.corpus`` / ``relevant_corpus``, see :mod:`pipeline.emulator.corpus`)::
 
     from pipeline.emulator.server import EmulatorConfig, run_emulator

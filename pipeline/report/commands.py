@@ -50,6 +50,7 @@ def register(app: typer.Typer) -> None:
         over_time: Optional[bool] = typer.Option(None, "--over-time/--no-over-time", help="Add tables per year and quarter of issue creation (figures with --out or --format html) [default: on with a store]."),
         validation: Optional[Path] = typer.Option(None, "--validation", help="JSON written by `mine validate-estimates --save`: its measured errors go into the HTML's 'how the numbers were made'."),
         model_dir: Optional[Path] = typer.Option(None, "--model", help="Trained model folder for --from predicted/both [default: data/model if current for the labels, else the shipped model; a retrain when due is cached beside the store]."),
+        converter: Optional[List[str]] = typer.Option(None, "--converter", metavar="NAME", help="Only this converter's column (repeatable); the total is over the chosen ones [default: every converter of the labels or store]."),
     ) -> None:
         """Print the study's failure tables per converter and in total.
 
@@ -59,7 +60,11 @@ def register(app: typer.Typer) -> None:
 
         Every share carries a 95% interval: Wilson for human labels, bootstrap for the
         error-corrected estimates of --from predicted/both. With --out, also writes report.html
-        and the over-time figures (PNG and SVG); --format html prints the self-contained page.
+        and the figures (PNG and SVG); --format html prints the self-contained page.
+
+        One column per converter (six with the packaged sources). On a narrow terminal each
+        interval goes under its count and, when still too wide, the columns come in blocks
+        that fit (e.g. "(1/2)"); LaTeX tables of many converters are `table*` in footnotesize.
         """
         from pipeline.label_files.files import default_label_files, read_many
         from pipeline.paths import default_db
@@ -80,11 +85,16 @@ def register(app: typer.Typer) -> None:
         data = None
         if conn is not None and source != Source.gold:
             from pipeline.report.estimate import load_store_data
+            from pipeline.report.tables import check_converters
+            from pipeline.report.trends import store_converters
 
+            if converter:  # before any classifying: a misspelt name costs nothing
+                check_converters(converter, store_converters(conn), "the store's filtered issues")
             data = load_store_data(conn, labels, model_path=model_dir, cache_dir=Path(store).parent / "models",
                                    log=lambda m: Console(stderr=True).print(m, highlight=False))
         rep, trends, _ = full_report(labels, source.value, conn, method=method or DEFAULT_METHOD,
-                                     bootstrap=bootstrap, over_time=with_time, top_k=top_k, data=data)
+                                     bootstrap=bootstrap, over_time=with_time, top_k=top_k, data=data,
+                                     converters=converter)
         val = load_validation(validation)
         # the operator tables as a section of the HTML page, when a store holds the issue texts
         sections = operator_sections(conn, labels, source.value, data, method or DEFAULT_METHOD, bootstrap) \
@@ -100,7 +110,7 @@ def register(app: typer.Typer) -> None:
             from pipeline.report.figures import close_all, report_figures
             from pipeline.report.html import render_html
 
-            figs = report_figures(trends)
+            figs = report_figures(trends, report=rep)
             typer.echo(render_html(rep, trends=trends, figures=figs, validation=val, sections=sections))
             close_all(figs)
         else:
@@ -138,7 +148,7 @@ def register(app: typer.Typer) -> None:
         if fmt == AgreeFormat.json:
             typer.echo(json.dumps(res.to_dict(), indent=2))
             return
-        print_validation(res, Console(soft_wrap=True, width=max(Console().width, 130)))
+        print_validation(res, Console())
 
     @app.command("agree")
     def agree_cmd(
@@ -203,7 +213,7 @@ def write_report_files(rep, trends: dict, out: Path, **html_kw) -> list[Path]:
     from pipeline.report.render import write_all
 
     written = write_all(rep.with_tables({**rep.tables, **trends}), out)
-    figs = report_figures(trends)
+    figs = report_figures(trends, report=rep)
     for name, fig in figs.items():
         written += save(fig, Path(out) / "figures", name)
     written.append(write_html(Path(out) / "report.html", rep, trends=trends, figures=figs, **html_kw))
@@ -212,7 +222,12 @@ def write_report_files(rep, trends: dict, out: Path, **html_kw) -> list[Path]:
 
 
 def print_validation(res, console: Console) -> None:
-    """The validation as tables: per direction and share, corrected vs plain-count error and coverage, per setting."""
+    """The validation as tables: per direction and share, corrected vs plain-count error and coverage
+    (the reports' own setting), then the mean errors of every method in every setting.
+
+    Short headers (explained once, above the tables) keep each table within 80 columns."""
+    from rich import box
+
     from pipeline.codebook import load_codebook
     from pipeline.report.render import category_name
 
@@ -222,30 +237,38 @@ def print_validation(res, console: Console) -> None:
     rows = res.rows
     main_text, main_cal = s["setting"].split("/")
     main = rows[(rows["text"] == main_text) & (rows["calibration"] == main_cal)]
+    console.print(f"gold: the human labels' share; {chosen} [95%]: the corrected estimate and its interval; in: gold "
+                  "inside it; err: absolute error in percentage points; count: plain classify-and-count. "
+                  f"Setting of these tables (the reports' own): {main_text} text, each target issue corrected by the "
+                  "training issues of its own text kind", highlight=False)
     for (train, target, dim), sub in main.groupby(["train", "target", "dimension"], sort=True):
-        t = Table(title=f"train {train} -> estimate {target}: {dim} ({main_text} text, {main_cal} calibration)",
-                  title_justify="left")
-        for c in ("category", "gold", f"{chosen} estimate [95%]", "inside", f"{chosen} error pp", "plain count", "count error pp"):
-            t.add_column(c, justify="left" if c == "category" else "right")
+        # two spaces between columns and no edges: 77 columns with the longest category name
+        t = Table(title=f"train {train} -> estimate {target}: {dim}", title_justify="left", box=box.SIMPLE_HEAD,
+                  pad_edge=False, show_edge=False, padding=(0, 1), collapse_padding=True)
+        for c in ("category", "gold", f"{chosen} [95%]", "in", "err", "count", "err"):
+            t.add_column(c, justify="left" if c == "category" else "right", no_wrap=True)
         ch = sub[sub["method"] == chosen].set_index("category")
         cc = sub[sub["method"] == "cc"].set_index("category")
         for cat, r in ch.iterrows():
-            t.add_row(category_name(cb, dim, cat), f"{r.gold:.1%}", f"{r.estimate:.1%} [{r.low:.1%}, {r.high:.1%}]", "yes" if r.inside else "NO",
-                      f"{r.abs_error_pp:.1f}", f"{cc.loc[cat, 'estimate']:.1%}", f"{cc.loc[cat, 'abs_error_pp']:.1f}")
+            t.add_row(category_name(cb, dim, cat), f"{r.gold:.1%}", f"{r.estimate:.1%} [{r.low:.1%}, {r.high:.1%}]",
+                      "yes" if r.inside else "NO", f"{r.abs_error_pp:.1f}", f"{cc.loc[cat, 'estimate']:.1%}",
+                      f"{cc.loc[cat, 'abs_error_pp']:.1f}")
         console.print(t)
     settings = list(s["settings"])
+    names = {"full/matched": "full, by kind", "full/pooled": "full, pooled", "title/matched": "titles only"}
     t = Table(title="mean absolute error per share (pp) / gold inside the 95% interval, both directions",
-              title_justify="left")
+              title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1),
+              collapse_padding=True)
     t.add_column("method")
     for name in settings:
-        text, cal = name.split("/")
-        t.add_column(f"{text} text, {cal}" if text == "full" else f"{text}s only", justify="right")
+        t.add_column(names.get(name, name), justify="right")
     for m in sorted(s["mean_abs_error_pp"], key=s["mean_abs_error_pp"].get):
         t.add_row(m + (" (chosen)" if m == chosen else ""),
-                  *[f"{s['settings'][n]['mean_abs_error_pp'][m]:.2f} / {s['settings'][n]['coverage'][m]:.0%}" for n in settings])
+                  *[f"{s['settings'][n]['mean_abs_error_pp'][m]:.2f} / {s['settings'][n]['coverage'][m]:.0%}"
+                    for n in settings])
     console.print(t)
-    console.print(f"setting of the reports: {main_text} text, {main_cal} calibration (each target issue corrected by the "
-                  "training issues of its own text kind); corrected "
-                  f"({chosen}) error <= plain counting: {'yes' if s['corrected_not_worse_than_counting'] else 'NO'}; "
+    console.print("full, by kind: each issue's text, corrected per text kind (the reports); full, pooled: corrected "
+                  "by all training issues whatever their text; titles only: every issue by its title. "
+                  f"Corrected ({chosen}) error <= plain counting: {'yes' if s['corrected_not_worse_than_counting'] else 'NO'}; "
                   f"node conversion and wrong model inside their intervals in both directions: "
                   f"{'yes' if s['key_shares_inside'] else 'NO'}", highlight=False)

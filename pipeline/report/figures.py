@@ -2,9 +2,11 @@
 
 - :func:`stacked_shares` — one stacked bar per period: the share of each category (total column).
 - :func:`cumulative_by_stage` — cumulative (estimated) number of failures by stage over time.
+- :func:`converter_shares` — one horizontal stacked bar per converter (and all of them): the
+  share of each category, so six converters compare at a glance.
 
-Both take the rows of :func:`pipeline.report.trends.trend_tables`; :func:`report_figures` makes
-every figure a report's over-time tables allow, :func:`save` writes PNG + SVG.
+The first two take the rows of :func:`pipeline.report.trends.trend_tables`, the third a report
+table's rows; :func:`report_figures` makes every figure a report allows, :func:`save` writes PNG + SVG.
 """
 
 from __future__ import annotations
@@ -85,6 +87,34 @@ def cumulative_by_stage(rows: list[dict], title: str | None = None, cb: Codebook
     return fig
 
 
+def converter_shares(rows: list[dict], converters: list[str], dim: str, title: str | None = None,
+                     cb: Codebook | None = None) -> plt.Figure:
+    """Horizontal stacked bars: per converter (top to bottom, then all converters), the share of
+    each ``dim`` category among its failures; the number of issues at the end of each bar."""
+    cb = cb or load_codebook()
+    cols = [*converters, TOTAL]
+    shares = pd.DataFrame({r["category"]: [float(r["share"].get(c, 0.0)) for c in cols] for r in rows}, index=cols)
+    counts = pd.DataFrame({r["category"]: [float(r["counts"].get(c, 0.0)) for c in cols] for r in rows}, index=cols)
+    shares = shares.loc[:, shares.sum(axis=0) > 0]
+    fig, ax = plt.subplots(figsize=(8.0, 0.45 * len(cols) + 1.6))
+    labels = [("all converters" if c == TOTAL else c) for c in cols]
+    left = pd.Series(0.0, index=cols)
+    cmap = plt.get_cmap("tab20")
+    for i, cat in enumerate(shares.sum(axis=0).sort_values(ascending=False).index):
+        ax.barh(labels, shares[cat], left=left, label=category_name(cb, dim, cat), color=cmap(i % 20), height=0.7)
+        left += shares[cat]
+    for y, c in enumerate(cols):
+        ax.text(1.01, y, f"{counts.loc[c].sum():.0f}", va="center", fontsize=7, color="#555")
+    ax.invert_yaxis()  # converters top to bottom in table order, all converters last
+    ax.set_xlim(0, 1.08)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize=8, frameon=False)
+    ax.tick_params(axis="y", labelsize=8)
+    ax.set_title(title or f"Failures by {dim} per converter (issues per bar at its end)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 MIN_ISSUES_PER_QUARTER = 10  # below this on average, quarterly shares are noise: figures show years
 
 
@@ -93,11 +123,17 @@ def _issues_per_period(rows: list[dict]) -> float:
     return float(m.sum(axis=1).mean()) if not m.empty else 0.0
 
 
-def report_figures(trends: dict[str, list[dict]], cb: Codebook | None = None) -> dict[str, plt.Figure]:
+def report_figures(trends: dict[str, list[dict]], cb: Codebook | None = None, report=None) -> dict[str, plt.Figure]:
     """Every figure the over-time tables allow: ``<dim>_over_time`` and ``stage_cumulative``, per quarter
-    when quarters hold :data:`MIN_ISSUES_PER_QUARTER` issues on average, else per year."""
+    when quarters hold :data:`MIN_ISSUES_PER_QUARTER` issues on average, else per year; with a
+    ``report`` (a :class:`~pipeline.report.tables.Report`) of two or more converters, also
+    ``<dim>_by_converter`` for stage and symptom."""
     cb = cb or load_codebook()
     figs: dict[str, plt.Figure] = {}
+    if report is not None and len(report.converters) > 1:
+        for dim in ("stage", "symptom"):
+            if report.tables.get(dim):
+                figs[f"{dim}_by_converter"] = converter_shares(report.tables[dim], report.converters, dim, cb=cb)
     for dim in ("stage", "symptom", "cause"):
         quarters = trends.get(f"{dim}_by_quarter")
         freqs = ("quarter", "year") if quarters and _issues_per_period(quarters) >= MIN_ISSUES_PER_QUARTER \

@@ -16,7 +16,7 @@ from markupsafe import Markup, escape
 
 from pipeline.codebook import Codebook, load_codebook
 from pipeline.report.estimate import METHOD_NAMES
-from pipeline.report.render import display_frame
+from pipeline.report.render import display_frame, is_value_col, is_wide, two_lines
 from pipeline.report.tables import TABLE_TITLES, Report
 
 _TEMPLATES = Path(__file__).with_name("templates")
@@ -73,8 +73,13 @@ def _table(rep: Report, name: str, cb: Codebook) -> dict:
         header = [str(c) for c in df.columns]
     keys = sum(1 for c in (header if not groups else [g["label"] for g in groups])
                if c in ("Stage", "Symptom", "Cause", "Subtype", "Period"))
+    # many converters: each interval under its count (the cell's CSS keeps the line break)
+    wide = is_wide(df)
+    values = [is_value_col(c[0] if isinstance(c, tuple) else c) for c in df.columns]
+    rows = [[two_lines(v) if wide and is_value else str(v) for v, is_value in zip(rec, values)]
+            for rec in df.itertuples(index=False)]
     return {"name": name, "title": TABLE_TITLES.get(name, name), "header": header, "groups": groups,
-            "rows": [[str(v) for v in rec] for rec in df.itertuples(index=False)], "nkeys": max(keys, 1)}
+            "rows": rows, "nkeys": max(keys, 1), "wide": wide}
 
 
 def render_html(

@@ -1,8 +1,20 @@
-"""Render a :class:`~pipeline.report.tables.Report` as terminal tables, Markdown, CSV, LaTeX or JSON.
+r"""Render a :class:`~pipeline.report.tables.Report` as terminal tables, Markdown, CSV, LaTeX or JSON.
 
 Cells read ``count (share%)`` in display formats; CSV keeps counts and shares in separate
 numeric columns so spreadsheets and pandas can use them. Category ids become display names
 from the codebook. Extra per-row keys (e.g. ``ci``) are rendered when present.
+
+Many converters (six converters and the total are seven value columns) stay legible:
+
+- terminal (:func:`print_report`): a table is printed whole on one line per row when it fits
+  the console; else each cell's interval goes on a second line; else the value columns are
+  split into blocks that fit, each repeating the row names (``Title (1/3)``). A method column
+  holding one method is said once under the title. An 80-column terminal shows up to four
+  converters per block (six: two blocks);
+- LaTeX: with more than four value columns, ``table*`` (both columns of a two-column paper),
+  ``\footnotesize`` and the interval under the count (``\shortstack``);
+- HTML: the same interval-under-count cells, in a horizontally scrollable box;
+- Markdown and CSV keep one line per row (they are pasted, not read in a terminal).
 """
 
 from __future__ import annotations
@@ -177,7 +189,7 @@ def _md_escape(s: str) -> str:
 def to_markdown(df: pd.DataFrame) -> str:
     df = _flat(df)
     head = "| " + " | ".join(_md_escape(c) for c in df.columns) + " |"
-    sep = "|" + "|".join("---:" if _is_value_col(c) else "---" for c in df.columns) + "|"
+    sep = "|" + "|".join("---:" if is_value_col(c) else "---" for c in df.columns) + "|"
     body = ["| " + " | ".join(_md_escape(v) for v in rec) + " |" for rec in df.itertuples(index=False)]
     return "\n".join([head, sep, *body])
 
@@ -191,11 +203,45 @@ def _latex_escape(s: str) -> str:
     return out.replace("\x00", r"\textbackslash{}")
 
 
+# more value columns than this (converters + total) make a wide table: see the module docstring
+WIDE_VALUE_COLUMNS = 4
+
+
+def _n_values(df: pd.DataFrame) -> int:
+    return sum(1 for c in df.columns if is_value_col(c[0] if isinstance(c, tuple) else c))
+
+
+def _has_intervals(df: pd.DataFrame) -> bool:
+    """Whether cells carry intervals (cross tables hold bare counts: they stay narrow)."""
+    return any(" [" in str(v) for c in df.columns if is_value_col(c[0] if isinstance(c, tuple) else c) for v in df[c])
+
+
+def is_wide(df: pd.DataFrame) -> bool:
+    """A display frame too wide for one line per cell in print (LaTeX, HTML): more than
+    :data:`WIDE_VALUE_COLUMNS` value columns with intervals."""
+    return _n_values(df) > WIDE_VALUE_COLUMNS and _has_intervals(df)
+
+
+def _latex_cell(value: object, stacked: bool) -> str:
+    text = _latex_escape(value)
+    head, sep, interval = str(value).partition(" [")
+    if not stacked or not sep:
+        return text
+    # braces keep "\\[" from reading the interval as the optional argument of \\
+    return rf"\shortstack[r]{{{_latex_escape(head)}\\{{{_latex_escape('[' + interval)}}}}}"
+
+
 def to_latex(df: pd.DataFrame, caption: str, label: str) -> str:
-    """A booktabs table (``\\usepackage{booktabs}``), every cell escaped; two-level columns span groups."""
+    """A booktabs table (``\\usepackage{booktabs}``), every cell escaped; two-level columns span groups.
+
+    More than :data:`WIDE_VALUE_COLUMNS` value columns: a ``table*`` in ``\\footnotesize`` with each
+    interval under its count."""
     top = [c[0] if isinstance(c, tuple) else c for c in df.columns]
-    spec = "".join("r" if _is_value_col(c) else "l" for c in top)  # per column, in column order
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_latex_escape(caption)}}}",
+    spec = "".join("r" if is_value_col(c) else "l" for c in top)  # per column, in column order
+    wide = is_wide(df)
+    env = "table*" if wide else "table"
+    lines = [rf"\begin{{{env}}}[t]", r"\centering", *([r"\footnotesize", r"\setlength{\tabcolsep}{4pt}"] if wide else []),
+             rf"\caption{{{_latex_escape(caption)}}}",
              rf"\label{{tab:{label}}}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule"]
     if isinstance(df.columns, pd.MultiIndex):
         heads, rules, col = [], [], 1
@@ -209,12 +255,14 @@ def to_latex(df: pd.DataFrame, caption: str, label: str) -> str:
                   " & ".join(_latex_escape(c[1]) for c in df.columns) + r" \\", r"\midrule"]
     else:
         lines += [" & ".join(_latex_escape(c) for c in df.columns) + r" \\", r"\midrule"]
-    lines += [" & ".join(_latex_escape(v) for v in rec) + r" \\" for rec in df.itertuples(index=False)]
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    lines += [" & ".join(_latex_cell(v, wide and is_value_col(c)) for v, c in zip(rec, top)) + r" \\"
+              for rec in df.itertuples(index=False)]
+    lines += [r"\bottomrule", r"\end{tabular}", rf"\end{{{env}}}"]
     return "\n".join(lines)
 
 
-def _is_value_col(c: str) -> bool:
+def is_value_col(c: str) -> bool:
+    """Whether a display column holds values (converters, total) rather than row names or the method."""
     return c not in ("Stage", "Symptom", "Cause", "Subtype", "Method", "Period")
 
 
@@ -245,21 +293,72 @@ def render(rep: Report, fmt: str, cb: Codebook | None = None, tables: list[str] 
     raise ValueError(f"unknown format {fmt!r}")
 
 
+def two_lines(value: object) -> str:
+    """``count (share) [low, high]`` with the interval on a second line."""
+    return str(value).replace(" [", "\n[", 1)
+
+
+def _width(texts) -> int:
+    return max((len(line) for t in texts for line in str(t).split("\n")), default=0)
+
+
+def terminal_tables(df: pd.DataFrame, title: str, width: int) -> list[Table]:
+    """One display frame as rich tables that fit ``width`` columns (see the module docstring):
+    whole, else with intervals on a second line, else split into blocks of value columns."""
+    df = _flat(df, sep="\n")
+    caption = None
+    if "Method" in df.columns and df["Method"].nunique() == 1:
+        caption = f"method: {df['Method'].iloc[0]}"
+        df = df.drop(columns="Method")
+    keys = [c for c in df.columns if not is_value_col(c)]
+    values = [c for c in df.columns if is_value_col(c)]
+
+    def cells(c, split: bool) -> list[str]:
+        return [two_lines(v) if split else str(v) for v in df[c]]
+
+    def need(cols, split: bool) -> int:  # a rich table: borders, and one space of padding each side
+        return 1 + sum(_width([c, *cells(c, split)]) + 3 for c in cols)
+
+    # intervals go on a second line only where there are intervals and one line is too wide
+    split = need(keys + values, False) > width and _has_intervals(df)
+    blocks = [values]
+    if need(keys + values, split) > width:
+        blocks, cur = [], []
+        for c in values:
+            if cur and need(keys + cur + [c], split) > width:
+                blocks.append(cur)
+                cur = []
+            cur.append(c)
+        blocks.append(cur)
+        # as many blocks, evened out when that still fits (3 + 2 + 2 reads better than 3 + 3 + 1)
+        size, extra = divmod(len(values), len(blocks))
+        ends = [sum(size + (j < extra) for j in range(i + 1)) for i in range(len(blocks))]
+        even = [values[a:b] for a, b in zip([0, *ends[:-1]], ends)]
+        if all(need(keys + b, split) <= width for b in even):
+            blocks = even
+    out = []
+    for i, block in enumerate(blocks, 1):
+        head = title if len(blocks) == 1 else f"{title} ({i}/{len(blocks)})"
+        t = Table(title=head, title_justify="left", caption=caption, caption_justify="left", show_lines=split,
+                  min_width=min(width, len(head)))  # the title on one line, even above a narrow block
+        for c in keys + block:
+            t.add_column(str(c), justify="right" if is_value_col(c) else "left", no_wrap=True)
+        for row in zip(*(cells(c, split and is_value_col(c)) for c in keys + block)):
+            t.add_row(*row)
+        out.append(t)
+    return out
+
+
 def print_report(rep: Report, console: Console | None = None, cb: Codebook | None = None,
                  tables: list[str] | None = None) -> None:
-    """Rich tables on the terminal, one per study table, then the notes."""
+    """Rich tables on the terminal, one per study table (in blocks when wider than the console), then the notes."""
     cb = cb or load_codebook()
     console = console or Console()
     head = f"{rep.n} issues: " + ", ".join(f"{c} {rep.columns.get(c, '')}" for c in rep.converters)
     console.print(f"[bold]{head}[/] (source: {rep.source})", highlight=False)
     for name in tables or list(rep.tables):
-        df = _flat(display_frame(rep, name, cb), sep="\n")
-        t = Table(title=TABLE_TITLES.get(name, name), title_justify="left", show_lines=False)
-        for c in df.columns:
-            t.add_column(str(c), justify="left" if not _is_value_col(c) else "right", no_wrap=not _is_value_col(c))
-        for rec in df.itertuples(index=False):
-            t.add_row(*[str(v) for v in rec])
-        console.print(t)
+        for t in terminal_tables(display_frame(rep, name, cb), TABLE_TITLES.get(name, name), console.width):
+            console.print(t)
     for n in rep.notes:
         console.print(f"[dim]note: {n}[/]", highlight=False)
 

@@ -15,10 +15,12 @@ codebook category present (zero counts included). Cross tables add the second di
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import pandas as pd
 
 from pipeline.codebook import DIMENSIONS, SUBTYPE_DIMENSION, Codebook, load_codebook
+from pipeline.errors import UserError
 from pipeline.label_files.files import rated_dimensions
 
 TOTAL = "total"
@@ -61,6 +63,18 @@ class Report:
         """The same issues and columns with other ``tables`` (and ``notes``, by default these notes)."""
         return Report(self.n, self.converters, dict(tables), list(self.notes if notes is None else notes),
                       self.source, self.columns)
+
+
+def check_converters(names: Sequence[str], present: Sequence[str], where: str) -> list[str]:
+    """``names`` (``--converter``, in the order given, without repeats) if each is among the
+    ``present`` converters; else a :class:`UserError` listing the valid names."""
+    chosen = list(dict.fromkeys(names))
+    unknown = [n for n in chosen if n not in present]
+    if unknown:
+        valid = ", ".join(sorted(present)) or "none"
+        raise UserError(f"--converter {', '.join(unknown)}: no issues of {'it' if len(unknown) == 1 else 'them'} "
+                        f"in {where}; valid: {valid}")
+    return chosen
 
 
 def column_sizes(df: pd.DataFrame, converters: list[str]) -> dict[str, int]:

@@ -10,6 +10,9 @@ in the notes): the study's own issues have none offline.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Sequence
+
 import pandas as pd
 
 from pipeline.codebook import load_codebook
@@ -88,9 +91,28 @@ def trend_tables(data: StoreData, mode: str = "gold", freqs: tuple[str, ...] = F
     return tables, notes
 
 
+def only_converters(data: StoreData, names: Sequence[str]) -> StoreData:
+    """``data`` restricted to the issues of the converters ``names`` (the classifier's target
+    probabilities with them, row for row); the training issues stay as they are."""
+    keep = data.issues["converter"].isin(list(names)).to_numpy()
+    evidence = data.evidence
+    if evidence is not None:
+        kinds = evidence.target_kinds and [k for k, m in zip(evidence.target_kinds, keep) if m]
+        evidence = replace(evidence, target={d: t[keep] for d, t in evidence.target.items()}, target_kinds=kinds)
+    return replace(data, issues=data.issues[keep].reset_index(drop=True), evidence=evidence)
+
+
+def store_converters(conn) -> list[str]:
+    """The converters (sources) the store holds filtered issues of (what estimates cover)."""
+    from pipeline.sample.filter import filtered_issues
+
+    return sorted({r["source"] for r in filtered_issues(conn)})
+
+
 def full_report(labels: pd.DataFrame, mode: str = "gold", conn=None, *, method: str = DEFAULT_METHOD,
                 bootstrap: int = DEFAULT_BOOTSTRAP, over_time: bool = True, top_k: int = 5,
-                seed: int = 0, data: StoreData | None = None, model_path=None, cache_dir=None):
+                seed: int = 0, data: StoreData | None = None, model_path=None, cache_dir=None,
+                converters: Sequence[str] | None = None):
     """The report a command, the nightly run or the notebook shows: ``(report, over-time tables, data)``.
 
     ``gold``: the study's tables from ``labels`` with Wilson intervals (over time: labelled
@@ -98,22 +120,34 @@ def full_report(labels: pd.DataFrame, mode: str = "gold", conn=None, *, method: 
     the store's filtered issues (``conn`` required), over time per year and quarter, from the
     trained model (``model_path``, else the one the labels call current; see
     :func:`pipeline.classify.interface.choose_model`, which retrains into ``cache_dir`` when due).
+    ``converters``: only these converters' columns, the total over them (a :class:`UserError`
+    names a converter the labels or the store have no issues of, and lists the valid ones).
     """
     from pipeline.errors import UserError
     from pipeline.report.estimate import MODES, add_wilson, load_store_data, predicted_report
-    from pipeline.report.tables import build_report
+    from pipeline.report.tables import build_report, check_converters
 
     if mode not in MODES:
         raise UserError(f"--from {mode!r}: choose one of {', '.join(MODES)}")
+    if mode != "gold" and conn is None:
+        raise UserError(f"--from {mode} needs a store (--db) holding crawled issues")
+    if converters:
+        # checked before any training: a typo costs nothing
+        if mode == "gold":
+            converters = check_converters(converters, sorted(labels["converter"].unique()), "the label files")
+            labels = labels[labels["converter"].isin(converters)].reset_index(drop=True)
+        else:
+            converters = check_converters(converters, store_converters(conn), "the store's filtered issues")
     if mode == "gold":
         rep = add_wilson(build_report(labels, top_k=top_k))
         if conn is None or not over_time:
             return rep, {}, data
         data = data or load_store_data(conn, labels, classify=False)
     else:
-        if conn is None:
-            raise UserError(f"--from {mode} needs a store (--db) holding crawled issues")
         data = data or load_store_data(conn, labels, model_path=model_path, cache_dir=cache_dir)
+    if converters:
+        data = only_converters(data, converters)
+    if mode != "gold":
         rep = predicted_report(data, mode, method=method, bootstrap=bootstrap, seed=seed)
     trends: dict[str, list[dict]] = {}
     if over_time:

@@ -26,7 +26,8 @@ def register(app: typer.Typer) -> None:
         """Apply the study's data-availability filter to stored timelines; per source relevant vs kept.
 
         Kept: any `closed` or `referenced` event with a commit_id, a `cross-referenced` event from a
-        closed issue in pytorch/pytorch or onnx/tensorflow-onnx (source's xref_repos), or a `connected` event."""
+        closed issue in one of the source's xref_repos (the study's two: pytorch/pytorch or
+        onnx/tensorflow-onnx), or a `connected` event."""
         from pipeline.sample.filter import filter_counts
         from pipeline.sources import load_sources
         from pipeline.store.db import open_store

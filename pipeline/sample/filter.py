@@ -4,14 +4,18 @@ Keep an issue if any event of its timeline is
 
 - a ``closed`` event with a ``commit_id`` (closed by a commit),
 - a ``referenced`` event with a ``commit_id`` (a commit mentions the issue),
-- a ``cross-referenced`` event whose source issue is closed and lives in the pytorch or
-  tensorflow-onnx repository, or
+- a ``cross-referenced`` event whose source issue is closed and lives in one of the issue's
+  source's cross-reference repositories (the study: "the pytorch or tensorflow-onnx
+  repository"), or
 - a ``connected`` event (an issue or pull request was linked to it).
 
-"The pytorch or tensorflow-onnx repository" is read as the repositories ``pytorch/pytorch`` and
-``onnx/tensorflow-onnx`` (compared case-insensitively, for both converters alike: a torch.onnx
-issue cross-referenced by a closed tf2onnx issue counts). The set is each source's
-``xref_repos`` in ``sources.yaml``, with exactly that default. The source issue's repository is
+The cross-reference repositories are per source: ``xref_repos`` in ``sources.yaml``, compared
+case-insensitively. The default, and what the study's two sources use, reads "the pytorch or
+tensorflow-onnx repository" as ``pytorch/pytorch`` and ``onnx/tensorflow-onnx`` for both
+converters alike (a torch.onnx issue cross-referenced by a closed tf2onnx issue counts). The
+other converters list their own repository, the framework they convert from or to and
+``onnx/onnx`` (see the comments in ``sources.yaml``): a fix usually lands in one of those. An
+issue whose source is not in the sources file gets the default. The source issue's repository is
 ``source.issue.repository.full_name``, or else parsed from ``source.issue.repository_url``.
 A cross-referencing pull request counts like an issue (GitHub's timeline calls both "issue";
 a merged pull request is ``closed``).
@@ -24,6 +28,7 @@ import sqlite3
 from typing import Any, Iterable
 
 from pipeline.sources import DEFAULT_XREF_REPOS, Source, load_sources
+
 _EVENTS = ("closed", "referenced", "cross-referenced", "connected")
 
 
