@@ -346,7 +346,7 @@ def test_cli_train_and_evaluate_on_real_text(study_store, synthetic_store, tmp_p
     assert r.returncode == 0, r.stderr
     assert "…" not in r.stdout
     for text in ("tf2onnx -> torch.onnx", "torch.onnx -> tf2onnx", "Acceptance criteria", "coverage",
-                 "model (full text)", "model (titles only)", "stage: macro-F1 beats titles only",
+                 "full text", "titles only", "stage: macro-F1 beats titles only",
                  "symptom: macro-F1 >= 0.50", "cause: macro-F1 beats TF-IDF", "symptom: accuracy not below majority",
                  "pooled: precision at p >= 0.8", "ECE (top)", "criteria: ", "true category"):
         assert text in r.stdout, text

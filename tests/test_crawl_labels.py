@@ -14,7 +14,7 @@ import requests
 
 from pipeline.paths import shared_dir
 from tests.helpers import run_mine as _run_mine
-from tests.test_crawl import SOURCES, emulator, requests_served
+from tests.test_crawl import SOURCES, emulator
 
 TORCH, TF = SOURCES[0], SOURCES[1]
 

@@ -212,6 +212,8 @@ def _print_categories(console: Console, dim: str, metrics: dict) -> None:
 
 METHOD_LABELS = {"model": "model (full text)", "titles": "model (titles only)", "majority": "majority",
                  "tfidf": "TF-IDF baseline"}
+# the terminal table's method column: short, so that the table fits 80 columns
+METHOD_SHORT = {"model": "full text", "titles": "titles only", "majority": "majority", "tfidf": "TF-IDF"}
 
 
 def _header(report: dict) -> str:
@@ -253,11 +255,13 @@ def print_report(console: Console, report: dict) -> None:
 
     methods = report.get("methods", ["model", "majority", "tfidf"])
     console.print(_header(report), highlight=False)
-    t = Table("dimension", "method", "accuracy", "macro-F1", "real text only", title="Cross-validation (mean ± sd over repetitions)")
+    t = Table("dimension", "method", "accuracy", "macro-F1", "real text only",
+              title="Cross-validation (mean ± sd over repetitions): the model on each issue's text (full text), "
+                    "the same model on titles only, the baselines")
     for dim, r in report["dimensions"].items():
         for m in methods:
             sub = r[m].get("full_text_only") or {}
-            t.add_row(dim if m == methods[0] else "", METHOD_LABELS[m], f"{r[m]['accuracy']:.3f} ± {r[m]['accuracy_sd']:.3f}",
+            t.add_row(dim if m == methods[0] else "", METHOD_SHORT[m], f"{r[m]['accuracy']:.3f} ± {r[m]['accuracy_sd']:.3f}",
                       f"{r[m]['macro_f1']:.3f} ± {r[m]['macro_f1_sd']:.3f}",
                       f"{sub['accuracy']:.3f} / {sub['macro_f1']:.3f}" if sub.get("n") else "-",
                       end_section=m == methods[-1])
