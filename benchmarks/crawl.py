@@ -104,7 +104,9 @@ def main(argv: list[str] | None = None) -> dict:
         before = dict(conn.execute("SELECT repo || '#' || number, updated_at FROM issues").fetchall())
         conn.close()
         n_stored = sum(stored.values())
-        floors = {name: math.ceil(n / 100) + n for name, n in stored.items()}
+        # + one lookup per label a source names: the first crawl checks each exists before relying on it
+        labels = {s.name: len(s.labels) + len(s.exclude_labels) for s in sources}
+        floors = {name: math.ceil(n / 100) + n + labels[name] for name, n in stored.items()}
         second = _run(db, emu.url, args.concurrency, emu, sources)
         third_nochange = _run(db, emu.url, args.concurrency, emu, sources)
         touched_k = {s.repo: max(1, round(sizes[s.repo] * args.touch_pct / 100)) for s in sources}
@@ -140,7 +142,8 @@ def main(argv: list[str] | None = None) -> dict:
                     ("no change (again)", figures["no_change_again"]), (f"{args.touch_pct:g}% touched", figures["touched"])):
         rpi = f"{f['requests'] / max(1, n_stored):.4f}" if name == "first crawl" else "-"
         print(f"{name:<18}{f['requests']:>9}{f['floor']:>7}{rpi:>11}{f['listing_pages']:>7}{f['timelines']:>11}{f['not_modified']:>6}{f['wall_s']:>9.2f}")
-    print("floor: first = one listing page per 100 stored issues + one timeline per issue; no change = one listing "
+    print("floor: first = one listing page per 100 stored issues + one timeline per issue + one lookup per label "
+          "a source names; no change = one listing "
           "request per source; touched = that + one timeline per touched relevant issue")
     f = figures["first"]
     print(f"first crawl: {n_stored} issues stored, {f['requests_per_issue']:.4f} requests per issue (floor "

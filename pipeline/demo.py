@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     have_shared = (shared_dir() / "paper" / "FailureAnalysis.xlsx").is_file() and (issues_dir / "study-issues.jsonl").is_file()
     if demo.exists():
         shutil.rmtree(demo)  # a fresh store each time: the demo's emulator starts from the same data
+    demo.mkdir(parents=True)
     db, out = demo / "mine.db", demo / "report"
     validation = None
     if have_shared:

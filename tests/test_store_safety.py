@@ -215,7 +215,7 @@ def test_every_command_that_opens_a_store_goes_through_the_check(tmp_path):
     commands = [
         ("crawl", "--api-url", "http://127.0.0.1:9"), ("status",), ("filter",), ("sample", "--n", "1"),
         ("report", "--from", "predicted"), ("train",), ("evaluate",),
-        ("validate-estimates", "--bootstrap", "10", "--repeats", "1"), ("labels", "export", "--out", str(tmp_path / "t.json")),
+        ("validate-estimates", "--bootstrap", "10"), ("labels", "export", "--out", str(tmp_path / "t.json")),
         ("label", "--rater", "alice", "--labels-dir", str(tmp_path / "labels")), ("nightly", "--out", str(tmp_path / "night")),
     ]
     for cmd in commands:
