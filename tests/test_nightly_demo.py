@@ -44,4 +44,4 @@ def test_demo_with_shared_data_serves_real_issues_and_predicts_on_full_text(tmp_
     assert "Check of the estimator on real text" in out and "full text (matched calibration)" in out
     assert "the real issues of ../shared/github-issues" in out
     assert "Shares over every filtered issue" in out
-    assert re.search(r"applied to \d+ filtered issues \(\d+ full text\)", out.replace("\n", " "))
+    assert re.search(r"applied to \d+ filtered issues \(\d+ full text\)", re.sub(r"\s+", " ", out))
