@@ -38,7 +38,7 @@ def _serve(session, host: str, port: int) -> None:
 
 
 def label(
-    rater: str = typer.Option(..., "--rater", help="Your name; labels go to <labels-dir>/<rater>.jsonl."),
+    rater: str = typer.Option(..., "--rater", help="Your name; labels go to `<labels-dir>/<rater>.jsonl`."),
     queue: Path | None = typer.Option(None, "--queue", help="File of issue URLs, one per line, '#' comments allowed "
                                       "(written by `mine sample`). Default: every filtered issue in the store you "
                                       "have not labelled, most uncertain first once the classifier has run."),
@@ -59,7 +59,7 @@ def label(
 def adjudicate(
     file_a: Path = typer.Argument(..., help="First label file (CSV or JSONL)."),
     file_b: Path = typer.Argument(..., help="Second label file (CSV or JSONL)."),
-    rater: str = typer.Option(..., "--rater", help="The adjudicator; decisions go to <labels-dir>/<rater>.jsonl."),
+    rater: str = typer.Option(..., "--rater", help="The adjudicator; decisions go to `<labels-dir>/<rater>.jsonl`."),
     db: Path | None = typer.Option(None, "--db", help="The store (default data/mine.db)."),
     port: int = typer.Option(8765, "--port", help="Port to listen on (0: any free port)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (there is no login)."),
@@ -85,7 +85,7 @@ def labels_export(
     db: Path | None = typer.Option(None, "--db", help="The store (default data/mine.db)."),
     out: Path = typer.Option(Path("label-studio-tasks.json"), "--out", help="Tasks JSON to write."),
     config: Path | None = typer.Option(None, "--config", help="Labelling config XML to write "
-                                       "(default: beside --out, <out>.config.xml)."),
+                                       "(default: beside --out, `<out>.config.xml`)."),
 ) -> None:
     """Write Label Studio tasks (with pre-annotations) and the matching labelling config; print the config."""
     from pipeline.codebook import load_codebook
@@ -126,7 +126,7 @@ def labels_export(
 @labels_app.command("import")
 def labels_import(
     file: Path = typer.Argument(..., help="Label Studio JSON export (Export -> JSON)."),
-    rater: str = typer.Option(..., "--rater", help="Whose labels these are: appended to <labels-dir>/<rater>.jsonl."),
+    rater: str = typer.Option(..., "--rater", help="Whose labels these are: appended to `<labels-dir>/<rater>.jsonl`."),
     labels_dir: Path | None = typer.Option(None, "--labels-dir", help="Folder of the label files (default labels/)."),
 ) -> None:
     """Append a Label Studio export's annotations to a rater's label file (all or nothing)."""
