@@ -466,6 +466,8 @@ def test_github_markup_renders_and_its_hostile_variants_stay_inert(tmp_path, bro
             code = first.locator("pre").inner_text()
             assert "    if x.sum() > 0:\n\treturn x" in code
             assert first.locator("pre").evaluate("p => getComputedStyle(p).whiteSpace") == "pre-wrap"
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "label-page-github-markup.png"), full_page=True)
             # toggling and hovering everything fires nothing (ontoggle/onclick/onerror were dropped)
             for summary in body.locator("summary").all():
                 summary.click()
@@ -483,8 +485,6 @@ def test_github_markup_renders_and_its_hostile_variants_stay_inert(tmp_path, bro
             # the author's autofocus input is text: the keys still label
             page.keyboard.press("1")
             assert page.get_attribute("#choice-stage-load_model", "aria-pressed") == "true"
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "label-page-github-markup.png"), full_page=True)
             assert not errors
         finally:
             ctx.close()
@@ -527,12 +527,12 @@ def test_real_issue_with_folded_log_and_code(tmp_path, browser):
             body = page.locator("#issue-body")
             assert body.locator("details").count() >= 1 and body.locator("summary").count() >= 1
             assert body.locator("pre").count() >= 1
-            if indented is not None:
-                assert indented.rstrip() in "\n".join(body.locator("pre").all_inner_texts())
             # the raw HTML GitHub shows as markup is markup here too, not text
             assert "<details" not in body.inner_text() and "<summary" not in body.inner_text()
             for summary in body.locator("summary").all():
-                summary.click()
+                summary.click()  # unfold everything, as a rater reading the log would
+            if indented is not None:
+                assert indented.rstrip() in "\n".join(body.locator("pre").all_inner_texts())
             assert not errors and asked == []
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "label-page-real-issue.png"), full_page=True)

@@ -100,7 +100,7 @@ def _image_link(match: re.Match) -> str:
     attrs = {k: html.unescape(v) for k, v in _ATTR.findall(match.group(1))}
     src = attrs.get("src", "")
     label = attrs.get("alt") or attrs.get("title") or basename(urlsplit(src).path) or "image"
-    text = f"🖼 image: {label}"
+    text = f"image: {label}"
     if not src:  # its URL was unsafe (javascript:, data:) and is gone
         return f'<span class="image-link">{html.escape(text)} (not shown)</span>'
     return (f'<a class="image-link" href="{html.escape(src)}" title="image, not loaded: opens on its host">'
