@@ -10,6 +10,7 @@ them. Nothing leaves the machine: version checks, analytics and error reporting 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import socket
@@ -18,7 +19,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-VERSION = "1.23.2"  # keep in step with .ci/install-label-studio.sh
+def _pinned_version() -> str:
+    """The version .ci/install-label-studio.sh installs (one place says it)."""
+    script = (Path(__file__).resolve().parents[1] / ".ci" / "install-label-studio.sh").read_text(encoding="utf-8")
+    return re.search(r'LABEL_STUDIO_VERSION:-([0-9][^}"]*)', script).group(1)
+
+
+VERSION = os.environ.get("LABEL_STUDIO_VERSION") or _pinned_version()
 VENV = Path(os.environ.get("LABEL_STUDIO_VENV") or Path.home() / ".cache" / "mine" / f"label-studio-{VERSION}")
 BIN = VENV / "bin" / "label-studio"
 

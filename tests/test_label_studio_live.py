@@ -292,6 +292,16 @@ def test_clear_errors_for_wrong_token_url_project_and_server_down(ls, tmp_path):
         assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
 
 
+def test_a_personal_access_token_works_too(ls, tmp_path):
+    """Label Studio's default kind of token (a JWT refresh token the SDK exchanges) as well as legacy ones."""
+    pat = ls.client(BOB).tokens.create().token
+    assert pat.count(".") == 2  # a JWT, not the legacy token
+    res = run_mine("labels", "pull", "--label-studio", ls.url, "--project", "No such project",
+                   env={"LABEL_STUDIO_API_KEY": pat})
+    assert res.returncode == 2 and "no project named 'No such project'" in res.stderr, res.stderr
+    assert pat not in res.stdout + res.stderr
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 BROWSER_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]

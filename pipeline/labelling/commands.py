@@ -183,7 +183,7 @@ def labels_push(
         if not urls:
             raise UserError(f"{db or 'the store'}: no issues to push (crawl first, or pass --queue FILE)")
         _err.print(f"{note}; pushing {len(urls)} issues to {server.url} project {project!r}")
-        res = push(server, urls, conn, cb, project=project, overlap=overlap)
+        res = push(server, urls, conn, cb, project=project, overlap=overlap, progress=True)
     finally:
         conn.close()
     state = "created" if res.created else ("labelling config updated" if res.config_updated else "existing")

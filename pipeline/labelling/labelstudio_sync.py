@@ -33,7 +33,7 @@ from pipeline.labelling.labelstudio_import import Pulled, annotations_of, append
 TOKEN_ENV = "LABEL_STUDIO_API_KEY"
 DEFAULT_PROJECT = "Converter failures"
 DEFAULT_OVERLAP = 2
-IMPORT_BATCH = 200
+BATCH = 200  # tasks or predictions per request
 TIMEOUT = 60.0
 
 
@@ -136,7 +136,7 @@ class PushResult:
 
 
 def push(server: Server, urls: list[str], conn: sqlite3.Connection, codebook: Codebook, *,
-         project: str = DEFAULT_PROJECT, overlap: int = DEFAULT_OVERLAP) -> PushResult:
+         project: str = DEFAULT_PROJECT, overlap: int = DEFAULT_OVERLAP, progress: bool = False) -> PushResult:
     """Create or update ``project`` with ``urls`` as tasks and the latest model's pre-annotations."""
     config = labeling_config(codebook)
     base, client = server.url, server.client
@@ -154,40 +154,64 @@ def push(server: Server, urls: list[str], conn: sqlite3.Connection, codebook: Co
             client.projects.update(proj.id, label_config=config)
         res.config_updated = True
     res.project_id = proj.id
-    tasks = _tasks(server, proj.id)
-    by_url = {str((t.get("data") or {}).get("url") or ""): t for t in tasks}
+    by_url = {str((t.get("data") or {}).get("url") or ""): t for t in _tasks(server, proj.id)}
     preds = model_predictions(conn, codebook)
     res.model_id = next(iter(preds.values()))["model_version"] if preds else None
-    new = [u for u in dict.fromkeys(urls) if u not in by_url]
-    res.present = len(urls) - len(new)
-    for i in range(0, len(new), IMPORT_BATCH):
-        batch = [{"data": task_data(conn, u), **({"predictions": [preds[u]]} if u in preds else {})}
-                 for u in new[i:i + IMPORT_BATCH]]
-        with server_errors(base, f"importing tasks into {project!r}"):
-            client.projects.import_tasks(proj.id, request=batch)
-        res.added += len(batch)
-        res.new_with_prediction += sum(1 for t in batch if "predictions" in t)
-    res.without_prediction = [u for u in urls if u not in preds]
-    # tasks that were there already: the current model's prediction, added or brought up to date
+    wanted = list(dict.fromkeys(urls))
+    new = [u for u in wanted if u not in by_url]
+    res.present = len(wanted) - len(new)
+    res.without_prediction = [u for u in wanted if u not in preds]
+    # tasks there already: the current model's prediction added, or brought up to date
+    missing, changed = [], []
     for url, task in by_url.items():
         p = preds.get(url)
         if p is None:
             continue
-        mine = [x for x in task.get("predictions") or [] if isinstance(x, dict) and x.get("model_version") == p["model_version"]]
-        with server_errors(base, "refreshing predictions"):
-            if not mine:
-                client.predictions.create(task=task["id"], result=p["result"], score=p["score"],
-                                          model_version=p["model_version"])
-                res.predictions_added += 1
-            elif _normalized_result(mine[0].get("result")) != _normalized_result(p["result"]) \
-                    or abs(float(mine[0].get("score") or 0) - p["score"]) > 1e-6:
-                client.predictions.update(mine[0]["id"], result=p["result"], score=p["score"])
-                res.predictions_updated += 1
+        ours = [x for x in task.get("predictions") or [] if isinstance(x, dict) and x.get("model_version") == p["model_version"]]
+        if not ours:
+            missing.append({"task": task["id"], **p})
+        elif _normalized_result(ours[0].get("result")) != _normalized_result(p["result"]) \
+                or abs(float(ours[0].get("score") or 0) - p["score"]) > 1e-6:
+            changed.append((ours[0]["id"], p))
+    with _bar(progress, len(new) + len(missing) + len(changed)) as advance:
+        for i in range(0, len(new), BATCH):
+            batch = [{"data": task_data(conn, u), **({"predictions": [preds[u]]} if u in preds else {})}
+                     for u in new[i:i + BATCH]]
+            with server_errors(base, f"importing tasks into {project!r}"):
+                client.projects.import_tasks(proj.id, request=batch)
+            res.added += len(batch)
+            res.new_with_prediction += sum(1 for t in batch if "predictions" in t)
+            advance(len(batch))
+        for i in range(0, len(missing), BATCH):
+            with server_errors(base, "adding the current model's predictions"):
+                client.projects.import_predictions(proj.id, request=missing[i:i + BATCH])
+            res.predictions_added += len(missing[i:i + BATCH])
+            advance(len(missing[i:i + BATCH]))
+        for pid, p in changed:
+            with server_errors(base, "refreshing predictions"):
+                client.predictions.update(pid, result=p["result"], score=p["score"])
+            res.predictions_updated += 1
+            advance(1)
     if res.model_id and getattr(proj, "model_version", None) != res.model_id:
         # the version Label Studio pre-labels tasks with
         with server_errors(base, "selecting the model version for pre-annotations"):
             client.projects.update(proj.id, model_version=res.model_id)
     return res
+
+
+@contextmanager
+def _bar(show: bool, total: int) -> Iterator:
+    """``advance(n)`` for a progress bar on stderr (a no-op when not shown)."""
+    if not show or not total:
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("pushing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("push", total=total)
+        yield lambda n: bar.advance(task, n)
 
 
 def _normalized(xml: str | None) -> str:
