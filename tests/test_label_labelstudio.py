@@ -171,3 +171,12 @@ def test_cli_export_and_import(tmp_path, labelled):
     assert len(read_labels(tmp_path / "labels" / "carol.jsonl")) == 3
     r = CliRunner().invoke(app, ["labels", "import", str(annotated), "--rater", "../evil"])
     assert isinstance(r.exception, UserError)
+
+
+def test_rater_names_from_annotators():
+    from pipeline.labelling.labelstudio_import import rater_names
+    from pipeline.labelling.storage import validate_rater
+
+    names = rater_names({"1": "alice@lab.org", "2": "alice@other.org", "3": "bob..x+tag@lab.org", "4": "", "5": "Ünï@x.y"})
+    assert names == {"1": "alice_at_lab.org", "2": "alice_at_other.org", "3": "bob.x-tag", "4": "annotator-4", "5": "Uni"}
+    assert all(validate_rater(n) == n for n in names.values())

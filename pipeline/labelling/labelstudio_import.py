@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -196,7 +197,8 @@ def rater_names(annotators: dict[str, str]) -> dict[str, str]:
     annotators share one; an annotator known only by id becomes ``annotator-<id>``.
     """
     def clean(s: str) -> str:
-        return _UNSAFE.sub("-", s).strip(".-_")[:64] or "annotator"
+        s = unicodedata.normalize("NFKD", s).encode("ascii", "ignore").decode()  # Ünï -> Uni
+        return re.sub(r"\.{2,}", ".", _UNSAFE.sub("-", s)).strip(".-_")[:64].rstrip(".") or "annotator"
 
     local = {a: clean(str(e).split("@")[0]) if e else f"annotator-{clean(a)}" for a, e in annotators.items()}
     taken: dict[str, int] = {}
