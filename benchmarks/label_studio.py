@@ -67,7 +67,7 @@ def main() -> None:
         if args.install:
             venv = tmp / "venv"
             print(f"install label-studio {label_studio_server.VERSION}: {install(venv, args.no_cache):.1f} s")
-            label_studio_server.BIN = venv / "bin" / "label-studio"
+            label_studio_server.VENV, label_studio_server.BIN = venv, venv / "bin" / "label-studio"
         if label_studio_server.missing_reason():
             sys.exit(label_studio_server.missing_reason())
         with label_studio_server.LabelStudioServer(tmp / "ls", ["alice@lab.test", "bob@lab.test"]) as ls:

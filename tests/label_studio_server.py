@@ -2,7 +2,8 @@
 
 Runs the Label Studio that ``.ci/install-label-studio.sh`` installs into its own venv
 (``$LABEL_STUDIO_VENV``, default ``~/.cache/mine/label-studio-<version>``) on 127.0.0.1 with a
-throwaway data folder: ``label-studio init`` creates each user headless (e-mail, password and
+throwaway data folder, starting from the empty database the script migrated once (when it is
+there): ``label-studio init`` creates each user headless (e-mail, password and
 a legacy API token, the first one the organization's owner), ``label-studio start`` serves
 them. Nothing leaves the machine: version checks, analytics and error reporting are off.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -72,13 +74,26 @@ class LabelStudioServer:
 
     def _run(self, *args: str) -> None:
         with self.log.open("a") as log:
-            subprocess.run([str(BIN), *args, "--data-dir", str(self.folder / "data")], env=self._env(),
-                           stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=True, timeout=600)
+            done = subprocess.run([str(BIN), *args, "--data-dir", str(self.folder / "data")], env=self._env(),
+                                  stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=600)
+        if done.returncode:
+            raise RuntimeError(f"label-studio {args[0]} exited with {done.returncode}: {self._log_tail()}")
+
+    def _log_tail(self, lines: int = 15) -> str:
+        """The end of Label Studio's log, for a failure message (it holds no token)."""
+        try:
+            return " | ".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
 
     def __enter__(self) -> "LabelStudioServer":
         import httpx
 
         self.folder.mkdir(parents=True, exist_ok=True)
+        template = VENV / "migrated" / "label_studio.sqlite3"
+        if template.is_file():  # migrated once by the install script: init only adds the users
+            (self.folder / "data").mkdir(exist_ok=True)
+            shutil.copyfile(template, self.folder / "data" / template.name)
         for i, u in enumerate(self.users.values()):
             t = time.monotonic()
             self._run("init", "--username", u.email, "--password", u.password, "--user-token", u.token, "--quiet",
@@ -93,7 +108,7 @@ class LabelStudioServer:
         log.close()
         while time.monotonic() - t < self.timeout:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"label-studio start exited with {self.proc.returncode}; see {self.log}")
+                raise RuntimeError(f"label-studio start exited with {self.proc.returncode}: {self._log_tail()}")
             try:
                 if httpx.get(self.url + "/health", timeout=5).status_code == 200:
                     self.timings["start"] = time.monotonic() - t
@@ -102,7 +117,7 @@ class LabelStudioServer:
                 pass
             time.sleep(0.5)
         self.__exit__()
-        raise RuntimeError(f"Label Studio did not answer on {self.url} within {self.timeout:.0f} s; see {self.log}")
+        raise RuntimeError(f"Label Studio did not answer on {self.url} within {self.timeout:.0f} s: {self._log_tail()}")
 
     def __exit__(self, *exc) -> None:
         if self.proc is not None and self.proc.poll() is None:

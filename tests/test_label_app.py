@@ -186,11 +186,12 @@ def test_queue_file_errors_name_the_line(tmp_path):
 class _Tags(HTMLParser):
     def __init__(self):
         super().__init__()
-        self.tags, self.attrs = [], []
+        self.tags, self.attrs, self.elements = [], [], []
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
         self.attrs.extend(attrs)
+        self.elements.append((tag, dict(attrs)))
 
 
 def _parsed(html: str) -> _Tags:
@@ -247,6 +248,8 @@ H<sub>2</sub>O<sup>+</sup> line<br>break <kbd>Ctrl</kbd>
 <details><summary>nested <img src=x onerror=alert(19)></summary><p id="page-data" class="overlay" style="position:fixed">shadow</p></details>
 <input type="text" autofocus onfocus="alert(20)"> <form action="https://evil.example"><button>send</button></form>
 <a href="https://example.org" accesskey="s" tabindex="1">keys</a> <Tensor> and <bound method Module.forward of x>
+
+Docs: https://onnx.ai/sklearn-onnx/api.html#convert and javascript:alert(21) stays text
 <!-- an issue template's hidden comment -->
 """
 
@@ -270,7 +273,9 @@ def test_github_subset_renders_and_hostile_variants_stay_inert():
     # code keeps its indentation, tabs included
     assert "    if x.sum() &gt; 0:\n\treturn x" in html
     # task lists: disabled checkboxes, one ticked; the author's own <input> is text
-    assert html.count('disabled="disabled" type="checkbox"') == 2 and html.count('checked="checked"') == 1
+    boxes = [a for t, a in parsed.elements if t == "input"]
+    assert len(boxes) == 2 and all(a.get("type") == "checkbox" and "disabled" in a for a in boxes)
+    assert ["checked" in a for a in boxes] == [True, False]
     assert "&lt;input type=\"text\" autofocus" in html
     # images are links to open on purpose, never <img>; unsafe image URLs leave no link
     assert 'href="https://user-images.githubusercontent.com/1/graph.png"' in html and "image: netron graph" in html
@@ -279,6 +284,8 @@ def test_github_subset_renders_and_hostile_variants_stay_inert():
     assert 'href="https://github.com/pytorch/pytorch/pull/7"' in html
     assert "&lt;Tensor&gt;" in html and "&lt;bound method Module.forward of x&gt;" in html
     assert "hidden comment" not in html
+    # bare URLs are links, as GitHub autolinks them; a bare javascript: is not a URL
+    assert '<a href="https://onnx.ai/sklearn-onnx/api.html#convert"' in html and "javascript:alert(21) stays text" in html
     # without a base, relative URLs are dropped rather than pointing into the labelling tool
     assert 'href="../pull/7"' not in render_markdown(GITHUB_BODY) and "/pull/7" not in render_markdown(GITHUB_BODY)
 

@@ -362,17 +362,7 @@ def test_every_key_of_the_help_overlay_works(served, browser):
     """The keys the overlay lists and the first test does not press: Shift+Tab, arrows up/down,
     s / p, j / k, o (opens GitHub in a new tab; the request is stopped here, never sent)."""
     session, base = served
-    ctx = browser.new_context(viewport={"width": 1400, "height": 700})
-    asked = []
-
-    def route(r):
-        if r.request.url.startswith(base):
-            r.continue_()
-        else:
-            asked.append(r.request.url)
-            r.abort()
-
-    ctx.route("**/*", route)
+    ctx, asked = _recording_context(browser, base, height=700)
     try:
         page = ctx.new_page()
         page.goto(base + "/item/0")
@@ -431,9 +421,9 @@ def _one_issue_session(tmp_path, repo, number, title, body, comments=()):
     return LabelSession(rater="alice", queue=[url], db_path=db, labels_dir=tmp_path / "labels")
 
 
-def _recording_context(browser, base):
+def _recording_context(browser, base, height=900):
     """A browser context that lets only the labelling server through and records everything else asked for."""
-    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    ctx = browser.new_context(viewport={"width": 1400, "height": height})
     asked = []
 
     def route(r):

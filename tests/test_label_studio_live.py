@@ -176,19 +176,12 @@ def test_push_twice_annotate_as_two_users_pull_and_agree(ls, tmp_path):
                    "cause_subtype_type_problem": "Tensor"}, ""),
         urls[8]: ({"stage": "Optimization", "symptom": "Hang", "cause": "Algorithmic Error"}, ""),
     }
-    B = {  # bob: agrees on most, differs on a few; url 8 skipped, url 9 labelled
-        urls[0]: ({"stage": "Node Conversion", "symptom": "Crash", "cause": "Incompatibility",
-                   "cause_subtype_incompatibility": "External"}, ""),
-        urls[1]: ({"stage": "Validation", "symptom": "Wrong Model", "cause": "Algorithmic Error"}, ""),
-        urls[3]: ({"stage": "Optimization", "symptom": "Wrong Model", "cause": "Tensor Shape Problem"}, ""),
-        urls[4]: ({"stage": "Export", "symptom": "Crash", "cause": "Misconfiguration"}, ""),
-        urls[5]: ({"stage": "Node Conversion", "symptom": "Crash", "cause": "Typo"}, ""),
-        urls[6]: ({"stage": "Node Conversion", "symptom": "Crash", "cause": "Incompatibility",
-                   "cause_subtype_incompatibility": "Internal"}, ""),
-        urls[7]: ({"stage": "Node Conversion", "symptom": "Wrong Model", "cause": "Type Problem",
-                   "cause_subtype_type_problem": "Node"}, ""),
-        urls[9]: ({"stage": "Export", "symptom": "Bad Performance", "cause": "Others"}, ""),
-    }
+    # bob: agrees with alice but on three issues; url 2 comes below, url 8 skipped, url 9 labelled
+    B = {u: (label, "") for u, (label, _) in A.items() if u not in (urls[2], urls[8])}
+    B[urls[1]] = ({**A[urls[1]][0], "stage": "Validation"}, "")
+    B[urls[5]] = ({**A[urls[5]][0], "symptom": "Crash"}, "")
+    B[urls[7]] = ({**A[urls[7]][0], "cause_subtype_type_problem": "Node"}, "")
+    B[urls[9]] = ({"stage": "Export", "symptom": "Bad Performance", "cause": "Others"}, "")
     for url, (label, note) in A.items():
         _submit(alice, proj.id, tasks[url], label, note)
     for url, (label, note) in B.items():

@@ -10,8 +10,9 @@ from rich.console import Console
 
 from pipeline.paths import labels_dir as default_labels_dir
 
-_out = Console(highlight=False, soft_wrap=True)
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
+# messages quote user data (paths, project names like "[v2]"): never read as markup
+_out = Console(highlight=False, soft_wrap=True, markup=False)
+_err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def _labels_dir(path: Path | None) -> Path:

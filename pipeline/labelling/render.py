@@ -73,7 +73,9 @@ def _markdown() -> MarkdownIt:
     from mdit_py_plugins.tasklists import tasklists_plugin
 
     # GitHub keeps single newlines as line breaks: tracebacks pasted without a fence stay readable
-    md = MarkdownIt("commonmark", {"html": True, "breaks": True}).enable(["table", "strikethrough"])
+    # and bare URLs become links (GitHub's autolink extension)
+    md = MarkdownIt("commonmark", {"html": True, "breaks": True, "linkify": True}).enable(
+        ["table", "strikethrough", "linkify"])
     md.use(tasklists_plugin)
     for rule in ("html_block", "html_inline"):
         md.add_render_rule(rule, lambda renderer, tokens, idx, options, env: _tagfilter(tokens[idx].content))
