@@ -47,9 +47,12 @@ def server_errors(url: str, doing: str) -> Iterator[None]:
         yield
     except ApiError as e:
         code = e.status_code
-        if code in (401, 403):
-            raise UserError(f"{url}: Label Studio refused the token in {TOKEN_ENV} (HTTP {code}) while {doing}; "
+        if code == 401:
+            raise UserError(f"{url}: Label Studio refused the token in {TOKEN_ENV} (HTTP 401) while {doing}; "
                             "copy a current one from Account & Settings in Label Studio") from None
+        if code == 403:
+            raise UserError(f"{url}: the token's user may not do this (HTTP 403 while {doing}); "
+                            "ask the project's owner for the role, or use the owner's token") from None
         if code == 404:
             raise UserError(f"{url}: no Label Studio API here (HTTP 404 while {doing}); give the address you open "
                             "in the browser, e.g. http://localhost:8080") from None
