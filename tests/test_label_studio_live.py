@@ -337,9 +337,15 @@ def test_label_studio_labelling_view_of_a_pushed_task(ls, tmp_path):
         assert text.evaluate("e => getComputedStyle(e).whiteSpace") == "pre-wrap"
         assert '\n  File "repro.py", line 3, in <module>\n    torch.onnx.export(' in text.inner_text()
         # the model's stage and symptom are pre-selected; its merged cause is not offered
-        # (the editor applies the prediction once the task has loaded: wait for it)
-        page.wait_for_function("""() => ['Node Conversion', 'Crash'].every(
-            n => document.querySelector(`input[name="${n}"]`)?.checked)""", timeout=20000)
+        # (the editor applies the prediction once the task has loaded: wait for it; in about one
+        # run of three under load the data manager's first opening of a new project shows the task
+        # without its predictions, and opening it again does)
+        preselected = """() => ['Node Conversion', 'Crash'].every(n => document.querySelector(`input[name="${n}"]`)?.checked)"""
+        try:
+            page.wait_for_function(preselected, timeout=15000)
+        except sync_api.TimeoutError:
+            page.reload()
+            page.wait_for_function(preselected, timeout=20000)
         assert not page.locator('input[name="Incompatibility"]').is_checked()
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "label-studio-task.png"))
