@@ -186,27 +186,108 @@ def test_queue_file_errors_name_the_line(tmp_path):
 class _Tags(HTMLParser):
     def __init__(self):
         super().__init__()
-        self.tags, self.attrs = [], []
+        self.tags, self.attrs, self.elements = [], [], []
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
         self.attrs.extend(attrs)
+        self.elements.append((tag, dict(attrs)))
+
+
+def _parsed(html: str) -> _Tags:
+    parsed = _Tags()
+    parsed.feed(html)
+    return parsed
 
 
 def test_rendered_bodies_are_inert():
     html = render_markdown(XSS_BODY)
-    parsed = _Tags()
-    parsed.feed(html)
-    assert not {"script", "img", "iframe", "svg", "div"} & set(parsed.tags)
+    parsed = _parsed(html)
+    assert not {"script", "img", "iframe", "svg"} & set(parsed.tags)
     assert not [a for a, _ in parsed.attrs if a.startswith("on")]
     assert not [v for a, v in parsed.attrs if a in ("href", "src") and "javascript" in (v or "")]
     assert "&lt;script&gt;" in html and "hover div" in html  # still readable as text
+    # <div> is on GitHub's allow-list: it stays, bare
+    assert "<div>hover div</div>" in html
     link = render_markdown("[ok](https://example.org) <a href=x>raw</a>")
     assert 'rel="noopener noreferrer"' in link and 'target="_blank"' in link
     # the sanitizer alone (second line of defence) also strips live HTML
     from pipeline.labelling.render import sanitize
     cleaned = sanitize('<p onclick="x()">t</p><script>x()</script><a href="javascript:x()">l</a><iframe></iframe>')
     assert cleaned.startswith("<p>t</p>") and "script" not in cleaned and "javascript" not in cleaned and "iframe" not in cleaned
+
+
+# GitHub's subset (html-pipeline's SanitizationFilter) and its hostile variants
+GITHUB_BODY = """Export fails.
+
+<details open ontoggle="window.__xss = 10">
+<summary onclick="window.__xss = 11">Full log</summary>
+
+```python
+def forward(self, x):
+    if x.sum() > 0:
+\treturn x  # a tab
+```
+
+</details>
+
+H<sub>2</sub>O<sup>+</sup> line<br>break <kbd>Ctrl</kbd>
+
+| op | opset |
+|----|------:|
+| Resize | 11 |
+
+- [x] reproduced on nightly
+- [ ] tried opset 13
+
+<img src="javascript:window.__xss = 12" alt="js image"> <img src="data:image/svg+xml,<svg onload=alert(13)>" alt="data image">
+<img src="https://user-images.githubusercontent.com/1/graph.png" alt="netron graph" onerror="window.__xss = 14">
+![shot](https://github.com/user-attachments/assets/abc "screenshot") <img src="x" onerror="alert(15)">
+<a href="data:text/html,<script>alert(16)</script>">data link</a> <a href="JaVaScRiPt:alert(17)">js link</a>
+<a href="../pull/7">relative link</a> <a href="https://example.org/" onmouseover="alert(18)" target="_self">ok link</a>
+<details><summary>nested <img src=x onerror=alert(19)></summary><p id="page-data" class="overlay" style="position:fixed">shadow</p></details>
+<input type="text" autofocus onfocus="alert(20)"> <form action="https://evil.example"><button>send</button></form>
+<a href="https://example.org" accesskey="s" tabindex="1">keys</a> <Tensor> and <bound method Module.forward of x>
+
+Docs: https://onnx.ai/sklearn-onnx/api.html#convert and javascript:alert(21) stays text
+<!-- an issue template's hidden comment -->
+"""
+
+
+def test_github_subset_renders_and_hostile_variants_stay_inert():
+    html = render_markdown(GITHUB_BODY, "https://github.com/pytorch/pytorch/issues/5")
+    parsed = _parsed(html)
+    tags = set(parsed.tags)
+    assert {"details", "summary", "sub", "sup", "br", "kbd", "table", "th", "td", "pre", "code", "input"} <= tags
+    # nothing that runs, loads or submits; no author ids, classes or styles, no keyboard hooks
+    assert not {"img", "script", "iframe", "svg", "form", "button", "style"} & tags
+    names = {a for a, _ in parsed.attrs}
+    assert not [a for a in names if a.startswith("on")]
+    assert not {"id", "style", "accesskey", "tabindex", "action", "autofocus"} & names
+    assert {v for a, v in parsed.attrs if a == "class"} <= {"contains-task-list", "task-list-item",
+                                                             "task-list-item-checkbox", "image-link"}
+    hrefs = [v for a, v in parsed.attrs if a in ("href", "src")]
+    assert all(h.startswith(("https://", "mailto:")) for h in hrefs), hrefs
+    assert not [h for h in hrefs if "javascript" in h.lower() or h.startswith("data:")]
+    assert [v for a, v in parsed.attrs if a == "target"] == ["_blank"] * parsed.tags.count("a")
+    # code keeps its indentation, tabs included
+    assert "    if x.sum() &gt; 0:\n\treturn x" in html
+    # task lists: disabled checkboxes, one ticked; the author's own <input> is text
+    boxes = [a for t, a in parsed.elements if t == "input"]
+    assert len(boxes) == 2 and all(a.get("type") == "checkbox" and "disabled" in a for a in boxes)
+    assert ["checked" in a for a in boxes] == [True, False]
+    assert "&lt;input type=\"text\" autofocus" in html
+    # images are links to open on purpose, never <img>; unsafe image URLs leave no link
+    assert 'href="https://user-images.githubusercontent.com/1/graph.png"' in html and "image: netron graph" in html
+    assert "image: shot" in html and "image: js image (not shown)" in html and "image: data image (not shown)" in html
+    # relative links resolve against the issue, as on GitHub; stray tags and comments
+    assert 'href="https://github.com/pytorch/pytorch/pull/7"' in html
+    assert "&lt;Tensor&gt;" in html and "&lt;bound method Module.forward of x&gt;" in html
+    assert "hidden comment" not in html
+    # bare URLs are links, as GitHub autolinks them; a bare javascript: is not a URL
+    assert '<a href="https://onnx.ai/sklearn-onnx/api.html#convert"' in html and "javascript:alert(21) stays text" in html
+    # without a base, relative URLs are dropped rather than pointing into the labelling tool
+    assert 'href="../pull/7"' not in render_markdown(GITHUB_BODY) and "/pull/7" not in render_markdown(GITHUB_BODY)
 
 
 def _write_csv(path, rows):

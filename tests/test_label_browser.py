@@ -144,7 +144,7 @@ def test_hostile_issue_renders_inert(served, page):
     page.goto(f"{base}/item/{pos}")
     page.wait_for_selector("#issue-body")
     body = page.inner_text("#issue-body")
-    for text in ('<script>window.__xss = 1; alert("script")</script>', "<img src=x onerror=",
+    for text in ('<script>window.__xss = 1; alert("script")</script>', "image: x",
                  "[click me](javascript:window.__xss=3)", "<iframe src=", "hover div", "<svg onload="):
         assert text in body
     assert "<script>window.__xss=8</script>" in page.inner_text("h1.title")
@@ -362,17 +362,7 @@ def test_every_key_of_the_help_overlay_works(served, browser):
     """The keys the overlay lists and the first test does not press: Shift+Tab, arrows up/down,
     s / p, j / k, o (opens GitHub in a new tab; the request is stopped here, never sent)."""
     session, base = served
-    ctx = browser.new_context(viewport={"width": 1400, "height": 700})
-    asked = []
-
-    def route(r):
-        if r.request.url.startswith(base):
-            r.continue_()
-        else:
-            asked.append(r.request.url)
-            r.abort()
-
-    ctx.route("**/*", route)
+    ctx, asked = _recording_context(browser, base, height=700)
     try:
         page = ctx.new_page()
         page.goto(base + "/item/0")
@@ -416,3 +406,125 @@ def test_every_key_of_the_help_overlay_works(served, browser):
         assert not read_records(session.store.path)  # skipping saves nothing
     finally:
         ctx.close()
+
+
+def _one_issue_session(tmp_path, repo, number, title, body, comments=()):
+    from pipeline.store.db import connect
+    from tests.label_store import insert_issue
+
+    db = tmp_path / "store.db"
+    conn = connect(db)
+    url = insert_issue(conn, repo, number, title, body, ["module: onnx"], "2024-11-20T00:00:00Z",
+                       [{"event": "commented", "created_at": c.get("created_at") or "2024-11-21T00:00:00Z",
+                         "user": {"login": c.get("author") or "someone"}, "body": c.get("body") or ""} for c in comments])
+    conn.close()
+    return LabelSession(rater="alice", queue=[url], db_path=db, labels_dir=tmp_path / "labels")
+
+
+def _recording_context(browser, base, height=900):
+    """A browser context that lets only the labelling server through and records everything else asked for."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": height})
+    asked = []
+
+    def route(r):
+        if r.request.url.startswith(base):
+            r.continue_()
+        else:
+            asked.append(r.request.url)
+            r.abort()
+
+    ctx.route("**/*", route)
+    return ctx, asked
+
+
+def test_github_markup_renders_and_its_hostile_variants_stay_inert(tmp_path, browser):
+    from tests.test_label_app import GITHUB_BODY
+
+    session = _one_issue_session(tmp_path, "pytorch/pytorch", 4343, "Markup", GITHUB_BODY)
+    with BackgroundServer(create_app(session)) as base:
+        ctx, asked = _recording_context(browser, base)
+        try:
+            page = ctx.new_page()
+            errors, dialogs = [], []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.goto(base + "item/0")
+            body = page.locator("#issue-body")
+            # folded logs: the open one shows its code with the indentation (tabs too) intact
+            first = body.locator("details").first
+            assert first.evaluate("d => d.open") is True
+            code = first.locator("pre").inner_text()
+            assert "    if x.sum() > 0:\n\treturn x" in code
+            assert first.locator("pre").evaluate("p => getComputedStyle(p).whiteSpace") == "pre-wrap"
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "label-page-github-markup.png"), full_page=True)
+            # toggling and hovering everything fires nothing (ontoggle/onclick/onerror were dropped)
+            for summary in body.locator("summary").all():
+                summary.click()
+                summary.hover()
+            body.locator("text=ok link").hover()
+            assert body.locator("table td").first.inner_text() == "Resize"
+            assert body.locator("sub").inner_text() == "2"
+            boxes = body.locator("input.task-list-item-checkbox")
+            assert boxes.count() == 2 and all(boxes.nth(i).is_disabled() for i in range(2))
+            assert boxes.nth(0).is_checked() and not boxes.nth(1).is_checked()
+            # images are links, nothing was fetched from the network
+            assert body.locator("img").count() == 0 and body.locator("a.image-link").count() == 4
+            page.wait_for_timeout(200)
+            assert asked == [] and page.evaluate("window.__xss") is None and not dialogs
+            # the author's autofocus input is text: the keys still label
+            page.keyboard.press("1")
+            assert page.get_attribute("#choice-stage-load_model", "aria-pressed") == "true"
+            assert not errors
+        finally:
+            ctx.close()
+
+
+def _real_issue_with_details():
+    """The first shared real issue whose text folds something in <details> and has a code block, or skip."""
+    import json
+
+    from pipeline.paths import shared_dir
+
+    folder = shared_dir() / "github-issues"
+    files = [folder / n for n in ("study-issues.jsonl", "converter-issues.jsonl") if (folder / n).is_file()]
+    if not files:
+        pytest.skip(f"real issue text not found at {folder} (../shared is only on project machines and CI)")
+    for f in files:
+        for line in f.read_text(encoding="utf-8").splitlines():
+            issue = json.loads(line)
+            body = issue.get("body") or ""
+            if "<details" in body and "```" in body:
+                return issue
+    pytest.skip(f"no issue in {folder} has both <details> and a code block")
+
+
+def test_real_issue_with_folded_log_and_code(tmp_path, browser):
+    issue = _real_issue_with_details()
+    body_md = issue["body"]
+    session = _one_issue_session(tmp_path, issue["repo"], issue["number"], issue["title"], body_md,
+                                 issue.get("comments") or [])
+    # an indented line inside a fenced block: it must keep its leading whitespace on the page
+    fences = body_md.split("```")[1::2]
+    indented = next((ln for block in fences for ln in block.splitlines()[1:] if ln[:1] in (" ", "\t") and ln.strip()), None)
+    with BackgroundServer(create_app(session)) as base:
+        ctx, asked = _recording_context(browser, base)
+        try:
+            page = ctx.new_page()
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(base + "item/0")
+            body = page.locator("#issue-body")
+            assert body.locator("details").count() >= 1 and body.locator("summary").count() >= 1
+            assert body.locator("pre").count() >= 1
+            # the raw HTML GitHub shows as markup is markup here too, not text
+            assert "<details" not in body.inner_text() and "<summary" not in body.inner_text()
+            for summary in body.locator("summary").all():
+                summary.click()  # unfold everything, as a rater reading the log would
+            if indented is not None:
+                assert indented.rstrip() in "\n".join(body.locator("pre").all_inner_texts())
+            assert not errors and asked == []
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "label-page-real-issue.png"), full_page=True)
+        finally:
+            ctx.close()

@@ -14,7 +14,8 @@ from pipeline.codebook import load_codebook
 from pipeline.errors import UserError
 from pipeline.labelling.commands import register
 from tests.label_store import write_demo_store
-from pipeline.labelling.labelstudio import export_tasks, import_export, labeling_config
+from pipeline.labelling.labelstudio import export_tasks, labeling_config
+from pipeline.labelling.labelstudio_import import import_export
 from pipeline.labelling.storage import LabelStore, read_records
 from pipeline.label_files.files import read_labels
 from pipeline.store.db import connect
@@ -63,7 +64,7 @@ def test_config_lists_every_category_of_the_codebook():
             assert (c.get("visibleWhen"), c.get("whenTagName")) == ("choice-selected", "cause")
     assert {c.get("whenChoiceValue") for c in root.iter("Choices") if c.get("whenChoiceValue")} == {"Incompatibility", "Type Problem"}
     assert all(c.get("toName") == "text" for c in root.iter("Choices"))
-    assert root.find("Text").get("value") == "$text"
+    assert root.find(".//Text").get("value") == "$text"
 
 
 def test_subtype_of_the_chosen_cause_wins_over_a_stale_one(tmp_path):
@@ -74,7 +75,7 @@ def test_subtype_of_the_chosen_cause_wins_over_a_stale_one(tmp_path):
     f.write_text(json.dumps(_one_task([
         _choice("stage", "Export"), _choice("symptom", "Crash"), _choice("cause", "Type Problem"),
         _choice("cause_subtype_incompatibility", "External"), _choice("cause_subtype_type_problem", "Tensor")])))
-    out, n, _ = import_export(f, "bob", cb, tmp_path / "labels")
+    out, n, _, _ = import_export(f, "bob", cb, tmp_path / "labels")
     rec = read_records(out)[0]
     assert n == 1 and (rec["cause"], rec["cause_subtype"]) == ("type_problem", "tensor")
 
@@ -98,8 +99,8 @@ def test_round_trip_reproduces_the_labels(tmp_path, labelled):
         {k: v for r in tasks[0]["predictions"][0]["result"] if r["from_name"].startswith("cause_subtype") for k, v in r.items()}.items()
     export = tmp_path / "ls-export.json"
     export.write_text(json.dumps(_as_annotated(tasks)))
-    out, n, skipped = import_export(export, "ls_bob", cb, tmp_path / "labels")
-    assert (n, skipped) == (3, 0)
+    out, n, empty, skipped = import_export(export, "ls_bob", cb, tmp_path / "labels")
+    assert (n, empty, skipped) == (3, 0, [])
     back = read_labels(out).set_index("url")
     orig = read_labels(path).set_index("url")
     for col in ("stage", "symptom", "cause", "cause_subtype"):
@@ -146,7 +147,7 @@ def test_import_errors_name_task_and_value_and_write_nothing(tmp_path):
     assert not (tmp_path / "labels" / "bob.jsonl").exists()
     # aliases and ids resolve too (the study's spellings)
     f.write_text(json.dumps(_one_task([_choice("stage", "Node Transformation"), _choice("symptom", "crash"), _choice("cause", "typo")])))
-    _, n, _ = import_export(f, "bob", cb, tmp_path / "labels")
+    _, n, _, _ = import_export(f, "bob", cb, tmp_path / "labels")
     assert n == 1 and read_records(tmp_path / "labels" / "bob.jsonl")[0]["stage"] == "node_conversion"
 
 
@@ -170,3 +171,12 @@ def test_cli_export_and_import(tmp_path, labelled):
     assert len(read_labels(tmp_path / "labels" / "carol.jsonl")) == 3
     r = CliRunner().invoke(app, ["labels", "import", str(annotated), "--rater", "../evil"])
     assert isinstance(r.exception, UserError)
+
+
+def test_rater_names_from_annotators():
+    from pipeline.labelling.labelstudio_import import rater_names
+    from pipeline.labelling.storage import validate_rater
+
+    names = rater_names({"1": "alice@lab.org", "2": "alice@other.org", "3": "bob..x+tag@lab.org", "4": "", "5": "Ünï@x.y"})
+    assert names == {"1": "alice_at_lab.org", "2": "alice_at_other.org", "3": "bob.x-tag", "4": "annotator-4", "5": "Uni"}
+    assert all(validate_rater(n) == n for n in names.values())

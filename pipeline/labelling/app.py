@@ -36,8 +36,10 @@ HERE = Path(__file__).resolve().parent
 # 1-9 then a, b, c...: the largest dimension (14 causes) ends at e; the letters the page uses
 # as commands (j k n o p s) are never choice keys
 CHOICE_KEYS = list("123456789abcdefghilmqrtuvwxyz")
+# img-src has no remote source: issue images are shown as links (render.py), and a remote
+# image that slipped through would still not be fetched (it would tell its host who reads what)
 CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 # the time-left estimate: mean of the last 20 gaps between saves, each at most 10 minutes

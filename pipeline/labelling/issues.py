@@ -75,7 +75,7 @@ def load_issue(conn: sqlite3.Connection, url: str) -> IssueView:
         view.author = (json.loads(row["raw"] or "{}").get("user") or {}).get("login", "")
     except (json.JSONDecodeError, AttributeError):
         view.author = ""
-    view.body_html = render_markdown(row["body"])
+    view.body_html = render_markdown(row["body"], view.url)
     events = conn.execute(
         "SELECT event, created_at, raw FROM timeline_events WHERE repo = ? AND number = ? ORDER BY seq",
         (row["repo"], row["number"]),
@@ -112,7 +112,7 @@ def _add_event(view: IssueView, kind: str, when: str, raw: dict) -> None:
     if kind == "commented":
         view.comments.append({
             "author": actor, "created_at": when, "url": _github_href(raw.get("html_url")),
-            "html": render_markdown(raw.get("body")),
+            "html": render_markdown(raw.get("body"), view.url),
         })
     elif kind in ("closed", "referenced", "committed") and (raw.get("commit_id") or raw.get("sha")):
         sha = str(raw.get("commit_id") or raw.get("sha"))
