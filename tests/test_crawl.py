@@ -590,7 +590,10 @@ def test_ctrl_c_during_a_rate_limit_wait_stops_at_once_and_keeps_the_store(tmp_p
     with emulator(rate_limit=25, reset_seconds=3600) as emu:
         cmd = [sys.executable, "-m", "pipeline", "crawl", "--api-url", emu.url, "--db", str(db)]
         env = {**os.environ, "GITHUB_TOKEN": "", "COLUMNS": "120"}
-        proc = subprocess.Popen(cmd, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # a shell's background job starts with Ctrl-C ignored, and a child inherits that: the crawl must
+        # see SIGINT as a user at a terminal would, however the test run was started
+        proc = subprocess.Popen(cmd, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             deadline = time.monotonic() + 60
             while emu.stats()["rate_limited"] == 0 and emu.stats()["requests"] < 25 and time.monotonic() < deadline:
