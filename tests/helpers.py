@@ -30,6 +30,6 @@ def paper_dir() -> Path:
 def shared_issues() -> Path:
     """``../shared/github-issues`` (real issue text), or skip the test with the reason."""
     p = shared_dir() / "github-issues"
-    if not (p / "study-issues.jsonl").is_file():
+    if not (p / "study-issues.jsonl").is_file() or not (p / "converter-issues.jsonl").is_file():
         pytest.skip(f"real issue texts not found at {p} (../shared is only on project machines and CI)")
     return p

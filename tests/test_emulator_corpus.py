@@ -21,17 +21,9 @@ import requests
 from pipeline.emulator.corpus import as_sampled, load_corpus
 from pipeline.emulator.server import Emulator, EmulatorConfig, run_emulator
 from pipeline.errors import UserError
-from pipeline.paths import PROJECT_ROOT, shared_dir
+from pipeline.paths import PROJECT_ROOT
 from pipeline.sources import Source
-from tests.helpers import run_mine
-
-
-def issues_dir() -> Path:
-    """``../shared/github-issues``, or skip the test with the reason."""
-    p = shared_dir() / "github-issues"
-    if not (p / "study-issues.jsonl").is_file() or not (p / "converter-issues.jsonl").is_file():
-        pytest.skip(f"real issue excerpts not found at {p} (../shared is only on project machines and CI)")
-    return p
+from tests.helpers import run_mine, shared_issues as issues_dir
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -18,8 +18,8 @@ from pipeline.emulator.server import EmulatorConfig, run_emulator
 from pipeline.sample.filter import filtered_issues
 from pipeline.sources import load_sources
 from pipeline.store import connect
-from tests.helpers import paper_dir, run_mine
-from tests.test_emulator_corpus import issues_dir, read_jsonl
+from tests.helpers import run_mine, shared_issues as issues_dir
+from tests.test_emulator_corpus import read_jsonl
 from tests.test_report import TABLE_8, TABLE_9
 
 SIX = ["onnx-tf", "onnx2torch", "paddle2onnx", "sklearn-onnx", "tf2onnx", "torch.onnx"]
@@ -135,7 +135,6 @@ def _lines_fit(text: str, width: int = 80) -> None:
 
 @pytest.mark.slow
 def test_six_converter_columns_with_the_study_columns_unchanged(tmp_path):
-    paper_dir()   # the classifier trains on the study's titles
     study = issues_dir() / "study-issues.jsonl"
     six_db, two_db = tmp_path / "six.db", tmp_path / "two.db"
     with run_emulator(EmulatorConfig(issues=60, relevant_corpus=(str(study),))) as emu:
