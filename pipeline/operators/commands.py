@@ -39,14 +39,19 @@ def evaluate_cmd(
         typer.echo(json.dumps({"extractor_version": extractor_version(),
                                **{k: v.to_dict() for k, v in scores.items()}}, indent=2))
         return
+    from rich import box
+
     t = Table(title=f"Operator extraction on the gold (extractor {extractor_version()}); targets: precision >= 0.90, recall >= 0.85",
-              title_justify="left")
-    for c in ("split", "issues", "gold operators", "extracted", "correct", "precision", "recall", "F1"):
-        t.add_column(c, justify="left" if c == "split" else "right")
+              title_justify="left", box=box.SIMPLE_HEAD)
+    # gold / found / right: operators in the gold, extracted, extracted and in the gold (fits 80 columns)
+    for c in ("split", "issues", "gold", "found", "right", "precision", "recall", "F1"):
+        t.add_column(c, justify="left" if c == "split" else "right", no_wrap=True)
     for split, s in scores.items():
         t.add_row(split, str(s.issues), str(s.gold), str(s.extracted), str(s.correct),
                   f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}")
     _out.print(t)
+    _out.print("gold: operators the annotator found; found: operators extracted; right: found and in the gold",
+               highlight=False)
     if errors:
         for split in ("dev", "heldout"):
             for e in scores[split].errors:
@@ -145,7 +150,7 @@ def report_cmd(
         written = write_operator_files(rep, out)
         _err.print(f"wrote {len(written)} files to {out}")
     if fmt == Fmt.table:
-        print_operators(rep, Console(width=max(Console().width, 160)))
+        print_operators(rep, Console())  # tables split into blocks that fit the terminal
     elif fmt == Fmt.html:
         figs = operator_figures(rep)
         typer.echo(render_operators(rep, "html", figs))

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from pipeline.codebook import load_codebook
 from pipeline.report.operators import BIN_NAMES, OPERATOR_TITLES
-from pipeline.report.render import _pct, category_name, to_latex, to_markdown
+from pipeline.report.render import _pct, category_name, to_latex, to_markdown, terminal_tables
 from pipeline.report.tables import TOTAL, Report
 
 _KEY_COLUMNS = ("Operator", "Pair", "Year", "First year", "Method")
@@ -114,14 +114,17 @@ def print_operators(rep: Report, console: Console | None = None) -> None:
     console.print(f"[bold]{head}[/] (source: {rep.source})", highlight=False)
     for name in rep.tables:
         df = operator_frame(rep, name)
-        t = Table(title=OPERATOR_TITLES.get(name, name), title_justify="left")
-        for c in df.columns:
-            t.add_column(str(c), justify="left" if c in _KEY_COLUMNS else "right", no_wrap=c in _KEY_COLUMNS)
-        for rec in df.itertuples(index=False):
-            t.add_row(*[str(v) for v in rec])
+        title = OPERATOR_TITLES.get(name, name)
         if not len(df):
+            t = Table(title=title, title_justify="left")
+            for c in df.columns:
+                t.add_column(str(c))
             t.add_row(*["-"] * max(len(df.columns), 1))
-        console.print(t)
+            console.print(t)
+            continue
+        # the main report's layout: whole when it fits, else intervals under counts, else blocks of columns
+        for t in terminal_tables(df, title, console.width, is_value=lambda c: c not in _KEY_COLUMNS):
+            console.print(t)
     for n in rep.notes:
         console.print(f"[dim]note: {n}[/]", highlight=False)
 

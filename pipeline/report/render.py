@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -302,16 +303,18 @@ def _width(texts) -> int:
     return max((len(line) for t in texts for line in str(t).split("\n")), default=0)
 
 
-def terminal_tables(df: pd.DataFrame, title: str, width: int) -> list[Table]:
+def terminal_tables(df: pd.DataFrame, title: str, width: int, is_value: Callable[[str], bool] | None = None) -> list[Table]:
     """One display frame as rich tables that fit ``width`` columns (see the module docstring):
-    whole, else with intervals on a second line, else split into blocks of value columns."""
+    whole, else with intervals on a second line, else split into blocks of value columns.
+    ``is_value(column)`` tells value columns from row names (default :func:`is_value_col`)."""
+    valued = is_value or is_value_col
     df = _flat(df, sep="\n")
     caption = None
     if "Method" in df.columns and df["Method"].nunique() == 1:
         caption = f"method: {df['Method'].iloc[0]}"
         df = df.drop(columns="Method")
-    keys = [c for c in df.columns if not is_value_col(c)]
-    values = [c for c in df.columns if is_value_col(c)]
+    keys = [c for c in df.columns if not valued(c)]
+    values = [c for c in df.columns if valued(c)]
 
     def cells(c, split: bool) -> list[str]:
         return [two_lines(v) if split else str(v) for v in df[c]]
@@ -342,8 +345,8 @@ def terminal_tables(df: pd.DataFrame, title: str, width: int) -> list[Table]:
         t = Table(title=head, title_justify="left", caption=caption, caption_justify="left", show_lines=split,
                   min_width=min(width, len(head)))  # the title on one line, even above a narrow block
         for c in keys + block:
-            t.add_column(str(c), justify="right" if is_value_col(c) else "left", no_wrap=True)
-        for row in zip(*(cells(c, split and is_value_col(c)) for c in keys + block)):
+            t.add_column(str(c), justify="right" if valued(c) else "left", no_wrap=True)
+        for row in zip(*(cells(c, split and valued(c)) for c in keys + block)):
             t.add_row(*row)
         out.append(t)
     return out
