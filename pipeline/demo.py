@@ -61,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     validation = None
     if have_shared:
         validation = _estimator_check(console, study, demo / "study.db")
+        from contextlib import closing
+
+        from pipeline.store.db import connect, copy_embeddings
+
+        with closing(connect(db)) as conn:  # the nightly store reads the study issues' texts again: embedded once
+            copy_embeddings(conn, demo / "study.db")
     else:
         console.print(f"[yellow]note:[/] {shared_dir()} is absent: the emulator serves synthetic issues, and the "
                       "estimator check on the study's real issues (which needs their text) is skipped. The shipped "

@@ -23,7 +23,6 @@ from pipeline.classify.model import DEFAULT_SPEC, OTHER, IssueModel, merge_rare
 from pipeline.classify.predict import classify_issues, low_confidence, predictions_for, unlabelled_filtered_urls, write_queue
 from pipeline.classify.resolve import RETRAIN_MIN_NEW, choose_model, shipped_model_dir
 from pipeline.classify.titles import record_titles, titles_for
-from pipeline.classify.train import train_model
 from pipeline.errors import UserError
 from pipeline.label_files.files import read_labels, read_many, write_csv
 from pipeline.paths import PROJECT_ROOT
@@ -40,12 +39,20 @@ def embedder():
 
 
 @pytest.fixture(scope="module")
-def trained(study_store, embedder):
-    """The model `mine train` fits on labels/study.csv over the study store (what `make model` ships)."""
-    conn = connect(study_store)
-    model = train_model(conn, embedder, [STUDY_CSV], progress=False)
-    conn.close()
-    return model
+def trained_cli(study_store, tmp_path_factory):
+    """`mine train labels/study.csv` over the study store (what `make model` ships): its folder and its stdout.
+
+    Run once per module: the CLI test checks its output, the library tests use the model it wrote."""
+    out = tmp_path_factory.mktemp("trained") / "model"
+    r = run_mine("train", str(STUDY_CSV), "--db", str(study_store), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    return out, r.stdout
+
+
+@pytest.fixture(scope="module")
+def trained(trained_cli):
+    """The model of :func:`trained_cli`, loaded."""
+    return IssueModel.load(trained_cli[0])
 
 
 @pytest.fixture(scope="module")
@@ -311,11 +318,9 @@ def test_choose_model_follows_the_retrain_rule(synthetic_store, embedder, tmp_pa
     assert explicit.path == shipped_model_dir() and not explicit.trained
 
 
-def test_cli_train_and_evaluate_on_real_text(study_store, synthetic_store, tmp_path):
-    out = tmp_path / "model"
-    r = run_mine("train", "--db", str(study_store), "--out", str(out))
-    assert r.returncode == 0, r.stderr
-    assert "trained on 200 issues (150 full text, 50 title only)" in r.stdout and (out / "model.json").is_file()
+def test_cli_train_and_evaluate_on_real_text(trained_cli, study_store, synthetic_store, tmp_path):
+    out, stdout = trained_cli
+    assert "trained on 200 issues (150 full text, 50 title only)" in stdout and (out / "model.json").is_file()
     db = tmp_path / "store.db"
     shutil.copy(synthetic_store, db)
     queue = tmp_path / "queue.txt"

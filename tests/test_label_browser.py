@@ -177,7 +177,7 @@ def test_adjudication_by_keyboard_writes_the_choice(tmp_path, page):
 
     db = tmp_path / "store.db"
     urls = write_demo_store(db, xss=False)
-    a, b = tmp_path / "ann.csv", tmp_path / "ben.jsonl"
+    a = tmp_path / "ann.csv"
     _csv(a, [(urls[0], "export", "crash", "typo", "", "ann"),
              (urls[1], "node_conversion", "crash", "incompatibility", "external", "ann"),
              (urls[2], "export", "hang", "typo", "", "ann")])

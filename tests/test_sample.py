@@ -63,6 +63,7 @@ def test_sample_cli(conn, tmp_path):
     assert r.returncode == 0, r.stderr
     assert len(read_queue(out)) == 6
     r2 = run_mine("sample", "--n", "3", "--seed", "0", "--db", db, "--out", str(tmp_path / "again.txt"))
+    assert r2.returncode == 0, r2.stderr
     assert (tmp_path / "again.txt").read_text() == out.read_text()
 
 

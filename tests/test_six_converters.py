@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from contextlib import closing
 from collections import Counter
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from pipeline.emulator.server import EmulatorConfig, run_emulator
 from pipeline.sample.filter import filtered_issues
 from pipeline.sources import load_sources
 from pipeline.store import connect
+from pipeline.store.db import copy_embeddings
 from tests.helpers import run_mine, shared_issues as issues_dir
 from tests.test_emulator_corpus import read_jsonl
 from tests.test_report import TABLE_8, TABLE_9
@@ -163,6 +165,8 @@ def test_six_converter_columns_with_the_study_columns_unchanged(tmp_path):
     args = ("--from", "both", "--format", "json", "--bootstrap", "60", "--no-over-time")
     six = run_mine("report", "--db", str(six_db), *args)
     assert six.returncode == 0, six.stderr[-3000:]
+    with closing(connect(two_db)) as conn:  # the study's issues are embedded already: reuse the cache
+        assert copy_embeddings(conn, six_db) > 0
     two = run_mine("report", "--db", str(two_db), *args)
     assert two.returncode == 0, two.stderr[-3000:]
     six, two = json.loads(six.stdout), json.loads(two.stdout)

@@ -86,3 +86,31 @@ def test_crawl_state_cache_and_status(tmp_path):
         "torch.onnx": {"issues": 0, "timelines": 0, "last_crawl": None, "high_water": None},
         "tf2onnx": {"issues": 1, "timelines": 1, "last_crawl": "2024-01-02T00:00:00Z", "high_water": "2024-01-01T00:00:00Z"},
     }
+
+
+def test_copy_embeddings_between_stores_adds_only_the_missing_and_leaves_the_source_alone(tmp_path):
+    import pytest
+
+    from pipeline.errors import UserError
+    from pipeline.store.db import copy_embeddings
+
+    src, dst = tmp_path / "a.db", tmp_path / "b.db"
+    rows = [("m@1", f"{i:064x}", 2, bytes(8), "2026-01-01T00:00:00+00:00") for i in range(3)]
+    a = connect(src)
+    a.executemany("INSERT INTO embeddings VALUES (?, ?, ?, ?, ?)", rows)
+    a.close()
+    before = src.read_bytes()
+    b = connect(dst)
+    b.execute("INSERT INTO embeddings VALUES (?, ?, ?, ?, ?)", rows[0])
+    assert copy_embeddings(b, src) == 2
+    assert copy_embeddings(b, src) == 0
+    assert b.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 3
+    assert src.read_bytes() == before
+    foreign = tmp_path / "other.db"
+    with sqlite3.connect(foreign) as f:
+        f.execute("CREATE TABLE embeddings (x)")
+    with pytest.raises(UserError, match="another program"):
+        copy_embeddings(b, foreign)
+    with pytest.raises(UserError, match="not a mine store"):
+        copy_embeddings(b, tmp_path / "missing.db")
+    assert not (tmp_path / "missing.db").exists()

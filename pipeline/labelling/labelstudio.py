@@ -19,7 +19,6 @@ import pandas as pd
 
 from pipeline.codebook import DIMENSIONS, SUBTYPE_DIMENSION, Codebook
 from pipeline.labelling.issues import issue_text, load_issue
-from pipeline.labelling.storage import LABEL_DIMENSIONS
 
 TO_NAME = "text"
 # Label Studio's Text tag collapses white space: code and tracebacks lost their indentation

@@ -255,6 +255,25 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
+def copy_embeddings(conn: sqlite3.Connection, source: Path | str) -> int:
+    """Copy the cached embeddings of the store at ``source`` into ``conn``'s store; returns how many were new.
+
+    Embeddings are keyed by (embedding model id, sha256 of the text), so they are valid in any
+    store: a second store over the same issues (the demo's, a test's) need not embed them again.
+    ``source`` goes through :func:`check_store` first and is only read.
+    """
+    if check_store(source).kind not in ("store", "unmarked"):
+        raise StoreError(Path(source), "not a mine store with embeddings to copy")
+    before = conn.total_changes
+    conn.execute("ATTACH DATABASE ? AS src", (str(Path(source).resolve()),))
+    try:
+        with transaction(conn):
+            conn.execute("INSERT OR IGNORE INTO embeddings SELECT * FROM src.embeddings")
+    finally:
+        conn.execute("DETACH DATABASE src")
+    return conn.total_changes - before
+
+
 def open_store(path: Path | str | None = None, *, must_exist: bool = False,
                hint: str | None = None) -> sqlite3.Connection:
     """:func:`connect` for a command: every refusal of :func:`check_store` and any other
