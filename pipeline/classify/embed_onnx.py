@@ -20,10 +20,10 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -242,13 +242,7 @@ def ensure_export(model_path: Path | str, model_id: str, *, log: Callable[[str],
     if target.is_file():
         return target, False
     log = log or _say
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(target.parent / ".lock", "a+")
-    except OSError as e:
-        raise OnnxUnavailable(f"{target.parent}: cannot write the ONNX cache ({e}); set {CACHE_ENV}") from None
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released by the kernel if this process dies
+    with _locked(target.parent):
         if target.is_file():  # another process exported it while we waited
             return target, False
         for stale in target.parent.glob(".*.tmp*"):
@@ -262,13 +256,26 @@ def ensure_export(model_path: Path | str, model_id: str, *, log: Callable[[str],
             os.replace(tmp, target)
         except OnnxUnavailable:
             raise
-        except Exception as e:  # the exporter's failures are many and undocumented: any of them means "use PyTorch"
+        except Exception as e:  # noqa: BLE001 -- the exporter's failures are many and undocumented: any of them means "use PyTorch"
             raise OnnxUnavailable(f"ONNX export of {model_path} failed ({type(e).__name__}: {e})") from None
         finally:
             with contextlib.suppress(OSError):
                 tmp.unlink()
         log(f"embedding: ONNX export done in {time.perf_counter() - t0:.1f} s (probe cosine to PyTorch {cosine:.6f})")
     return target, True
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock on ``folder/.lock`` (created with the folder), held for the block."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fh = (folder / ".lock").open("a+")
+    except OSError as e:
+        raise OnnxUnavailable(f"{folder}: cannot write the ONNX cache ({e}); set {CACHE_ENV}") from None
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # released by the kernel if this process dies
+        yield
 
 
 def _token_embedding_module(auto_model):
