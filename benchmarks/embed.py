@@ -197,11 +197,11 @@ def int8_embedder(onnx: Embedder, tmp: Path, titles: list[str], full_texts: list
                   torch_vectors: np.ndarray | None) -> Embedder:
     """The export quantized to dynamic int8 (weights int8, activations quantized per batch), timed
     like the other backends."""
+    import logging
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from pipeline.classify.embed_onnx import OnnxEncoder
-
-    import logging
 
     logging.getLogger().setLevel(logging.ERROR)  # the quantizer's advice to pre-process is logged on the root logger
     q = tmp / "model-int8.onnx"
