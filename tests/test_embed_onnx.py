@@ -192,7 +192,7 @@ EXPORT = (
 )
 
 
-def test_export_is_atomic_and_made_once(tmp_path):
+def test_export_is_atomic_and_made_once(tmp_path, monkeypatch):
     env = {"MINE_CACHE_DIR": str(tmp_path)}
     # a first export killed before its file is renamed into place leaves no model file
     killed = _python(EXPORT, env)
@@ -226,12 +226,9 @@ def test_export_is_atomic_and_made_once(tmp_path):
     assert sorted(p.name for p in final.parent.iterdir()) == [".lock", ONNX_FILE]
 
     # the file is whole and right: an encoder on it agrees with the default cache's export
-    os.environ["MINE_CACHE_DIR"] = str(tmp_path)
-    try:
-        e = Embedder()
-        assert export_path(e.model_id) == final
-    finally:
-        del os.environ["MINE_CACHE_DIR"]
+    monkeypatch.setenv("MINE_CACHE_DIR", str(tmp_path))
+    e = Embedder()
+    assert export_path(e.model_id) == final
     fresh = OnnxEncoder(e.path, e.model_id, onnx_file=final)
     v = fresh.encode(SYNTHETIC[2:5], 8)
     w = Embedder(backend="torch").encode(SYNTHETIC[2:5])
