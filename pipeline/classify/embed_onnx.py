@@ -28,9 +28,13 @@ from pathlib import Path
 import numpy as np
 
 CACHE_ENV = "MINE_CACHE_DIR"
-EXPORT_VERSION = 1  # bump when the exported graph changes: the file name carries it, so old exports are ignored
+EXPORT_VERSION = 2  # bump when the exported graph changes: the file name carries it, so old exports are ignored
 ONNX_FILE = f"model-v{EXPORT_VERSION}.onnx"
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+# Opset 23 has an Attention operator: the model's scaled-dot-product attention is exported as one
+# node that ONNX Runtime runs fused, instead of MatMul/Softmax/Where chains (opset 18): 30% more
+# full texts per second, measured interleaved on the same texts (11.5 vs 15.0 texts/s).
+OPSET = 23
 MIN_PROBE_COSINE = 0.9999
 # Probe texts of the export check: padded and unpadded batches, long (truncated), non-ASCII, empty.
 PROBE_TEXTS = (
@@ -199,7 +203,10 @@ class OnnxEncoder:
         self.spec = read_pipeline(self.path)
         self.tokenizer = load_tokenizer(self.path, self.spec.max_seq_length)
         self.onnx_file = Path(onnx_file) if onnx_file else ensure_export(self.path, model_id, log=log)[0]
-        self.session = _session(self.onnx_file, threads)
+        try:
+            self.session = _session(self.onnx_file, threads)
+        except Exception as e:  # noqa: BLE001 -- a runtime too old for the opset, a damaged file: PyTorch then
+            raise OnnxUnavailable(f"{self.onnx_file}: ONNX Runtime cannot load it ({type(e).__name__}: {e})") from None
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.threads = threads or cpu_count()
 
@@ -321,7 +328,7 @@ def export_onnx(model_path: Path, out: Path) -> float:
     with torch.no_grad(), contextlib.redirect_stdout(sys.stderr), _quiet_export():
         program = torch.onnx.export(wrapper, args, None, input_names=list(INPUT_NAMES), output_names=["token_embeddings"],
                                     dynamic_shapes={k: {0: batch, 1: seq} for k in INPUT_NAMES}, dynamo=True,
-                                    external_data=False, verbose=False, optimize=True)
+                                    external_data=False, verbose=False, optimize=True, opset_version=OPSET)
     program.save(str(out), external_data=False)
     with open(out, "rb+") as fh:
         os.fsync(fh.fileno())
