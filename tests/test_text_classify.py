@@ -118,3 +118,16 @@ def test_feature_parts_of_full_and_title_only_issues(tmp_path, count):
     # known only by its title: every part is the title, so both kinds share one feature space
     assert embedding_inputs(docs[url_title], spec, count) == {b: ["Only a title"] for b in spec.blocks}
     assert chunk_text("", 10, count) == [""]
+
+
+def test_cut_from_token_offsets_equals_the_binary_search(count):
+    """The model counter cuts from one tokenisation (of a prefix of long texts); a plain counter
+    runs the binary search over word prefixes. Same answers, long logs and odd spacing included."""
+    from pipeline.classify.text import _cut
+
+    plain = lambda s: count(s)  # no `ends`: the binary search
+    texts = [BODY, ERROR, "x" * 3000, "a  b   c " * 400, "Ünïcödé naïve café, 日本語のテキスト " * 200,
+             ("word " * 5000).strip(), "short", " leading and trailing spaces " * 50, "\n\n\t" * 300 + "tail " * 300]
+    for text in texts:
+        for budget in (0, 1, 7, 64, 254, 1000):
+            assert _cut(text, budget, count) == _cut(text, budget, plain), (text[:40], budget)

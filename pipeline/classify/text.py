@@ -70,8 +70,22 @@ def token_counter(model_dir: Path | str | None = None) -> TokenCounter:
         model_dir = default_model_path()
     if not (Path(model_dir) / "tokenizer.json").is_file():
         return approx_tokens
-    tok = _tokenizer(str(model_dir))
-    return lambda s: len(tok.encode(s, add_special_tokens=False).ids)
+    return _ModelTokenCounter(_tokenizer(str(model_dir)))
+
+
+class _ModelTokenCounter:
+    """Word pieces of a text by the model's tokenizer; also knows the token offsets (``ends``), so
+    :func:`_cut` finds a prefix within a budget from one tokenisation instead of a binary search."""
+
+    def __init__(self, tok) -> None:
+        self.tok = tok
+
+    def __call__(self, text: str) -> int:
+        return len(self.tok.encode(text, add_special_tokens=False).ids)
+
+    def ends(self, text: str) -> list[int]:
+        """The end offset (in characters of ``text``) of each word piece, in order."""
+        return [e for _, e in self.tok.encode(text, add_special_tokens=False).offsets]
 
 
 def approx_tokens(text: str) -> int:
@@ -135,7 +149,12 @@ def _cut(text: str, budget: int, count: TokenCounter) -> str:
     """The longest word-boundary prefix of ``text`` within ``budget`` tokens."""
     if budget <= 0:
         return ""
-    if count(text) <= budget:
+    ends = getattr(count, "ends", None)
+    if ends is not None:
+        got = _cut_by_offsets(text, budget, count, *_prefix_ends(text, budget, ends))
+        if got is not None:
+            return got
+    elif count(text) <= budget:
         return text
     words = text.split(" ")
     lo, hi = 0, len(words)
@@ -145,6 +164,46 @@ def _cut(text: str, budget: int, count: TokenCounter) -> str:
             lo = mid
         else:
             hi = mid - 1
+    return " ".join(words[:lo])
+
+
+def _prefix_ends(text: str, budget: int, ends: Callable[[str], list[int]]) -> tuple[list[int], bool]:
+    """Token end offsets of a prefix of ``text`` ending at a space that holds more than ``budget``
+    pieces (or of the whole text): ``(ends, whole)``. A 60 kB log is not tokenised to keep 254 pieces."""
+    size = 16 * (budget + 8)
+    while size < len(text):
+        at = text.rfind(" ", 0, size)
+        if at <= 0:
+            break
+        got = ends(text[:at])
+        if len(got) > budget:
+            return got, False
+        size *= 4
+    return ends(text), True
+
+
+def _cut_by_offsets(text: str, budget: int, count: TokenCounter, ends: list[int], whole: bool = True) -> str | None:
+    """:func:`_cut`'s answer from token end offsets (of the whole text, or of a prefix ending at a
+    space that holds more than ``budget`` pieces), or ``None`` when it cannot be confirmed (then
+    the binary search decides).
+
+    The candidate is the longest word prefix whose word pieces, read off that tokenisation, fit
+    ``budget``. It is the binary search's answer exactly when it fits and one more word does not,
+    which two counts of the short prefixes confirm."""
+    if len(ends) <= budget:
+        return text if whole else None
+    limit = ends[budget]  # a prefix ending before the end of piece budget+1 holds at most `budget` pieces
+    words = text.split(" ")
+    lo, pos = 0, -1  # pos: length of the prefix of `lo` words (minus one: no word yet)
+    for w in words:
+        nxt = pos + 1 + len(w)
+        if nxt >= limit:
+            break
+        lo, pos = lo + 1, nxt
+    if count(" ".join(words[:lo])) > budget:
+        return None
+    if lo < len(words) and count(" ".join(words[: lo + 1])) <= budget:
+        return None
     return " ".join(words[:lo])
 
 
@@ -186,8 +245,12 @@ def build_issue_text(
     prose, code = markdown_to_text(body or "")
     reduced = [markdown_to_text(c or "") for c in comments]
     errors = error_lines(code, prose)
+    known = set(errors)  # a 100 kB log has thousands of error lines: membership in a list was quadratic
     for c_prose, c_code in reduced:
-        errors += [e for e in error_lines(c_code, c_prose) if e not in errors]
+        for e in error_lines(c_code, c_prose):
+            if e not in known:
+                known.add(e)
+                errors.append(e)
     for line in errors:
         add(line, max_error_line_tokens)
     error_set = set(errors)
@@ -280,7 +343,8 @@ def issue_docs(conn: sqlite3.Connection, urls: Iterable[str], *, max_comments: i
                     body = _comment_body(r[2])
                     if body:
                         got.append(body)
-    titles = titles_for(conn, [u for u in urls if u not in {v[0] for v in crawled.values()}]
+    crawled_urls = {v[0] for v in crawled.values()}  # once, not once per URL
+    titles = titles_for(conn, [u for u in urls if u not in crawled_urls]
                         + [url for url, title, _ in crawled.values() if not title])
     for key, (url, title, body) in crawled.items():
         docs[url] = IssueDoc(url, " ".join((title or titles.get(url, "")).split()), body, tuple(comments.get(key, ())), "full")
