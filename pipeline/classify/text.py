@@ -336,12 +336,15 @@ def issue_docs(conn: sqlite3.Connection, urls: Iterable[str], *, max_comments: i
             chunk = keys[i : i + 400]
             where = " OR ".join("(repo = ? AND number = ?)" for _ in chunk)
             params = [v for k in chunk for v in k]
-            for r in conn.execute(f"SELECT repo, number, raw FROM timeline_events WHERE event = 'commented' AND ({where}) "
+            # the body only, extracted by SQLite: parsing each whole event in Python cost a second per 10,000 issues
+            for r in conn.execute("SELECT repo, number, CASE WHEN json_valid(raw) AND json_type(raw, '$.body') = 'text' "
+                                  "THEN json_extract(raw, '$.body') END "
+                                  f"FROM timeline_events WHERE event = 'commented' AND ({where}) "
                                   "ORDER BY repo, number, seq", params):
                 got = comments.setdefault((r[0], r[1]), [])
                 if max_comments is None or len(got) < max_comments:
-                    body = _comment_body(r[2])
-                    if body:
+                    body = r[2]
+                    if body and isinstance(body, str):
                         got.append(body)
     crawled_urls = {v[0] for v in crawled.values()}  # once, not once per URL
     titles = titles_for(conn, [u for u in urls if u not in crawled_urls]
