@@ -52,6 +52,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -237,13 +238,23 @@ def one_blas_thread():
     """A context in which BLAS runs on one thread: the bootstrap's matrices are small (a few
     thousand rows by k), and OpenBLAS's threads, spinning on a busy machine, made its products an
     order of magnitude slower, not faster (measured with ``benchmarks/scale.py`` on 2 shared cores)."""
-    try:
-        from threadpoolctl import threadpool_limits  # scikit-learn's dependency
-    except ImportError:  # pragma: no cover - scikit-learn always brings it
+    controller = _threadpool_controller()
+    if controller is None:  # pragma: no cover - scikit-learn always brings threadpoolctl
         import contextlib
 
         return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
+    return controller.limit(limits=1, user_api="blas")
+
+
+@lru_cache(maxsize=1)
+def _threadpool_controller():
+    """One controller per process: finding the loaded BLAS libraries anew for each of a report's
+    150 estimates cost a second on a busy machine."""
+    try:
+        from threadpoolctl import ThreadpoolController  # scikit-learn's dependency
+    except ImportError:  # pragma: no cover
+        return None
+    return ThreadpoolController()
 
 
 def bootstrap_statistics(cal: "Calibration", method: str, bootstrap: int, seed: int, match_kinds: bool = True) -> list:
