@@ -317,9 +317,8 @@ def _reset_classifier_cache(db: Path) -> None:
     conn = sqlite3.connect(db)
     conn.execute("DELETE FROM embeddings")
     conn.execute("DELETE FROM predictions")
-    for table in [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]:
-        if table in ("text_features",):  # feature cache (migration 4), when the store has it
-            conn.execute(f"DELETE FROM {table}")
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'text_parts'").fetchone():
+        conn.execute("DELETE FROM text_parts")  # the text part cache (store migration 4)
     conn.commit()
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
