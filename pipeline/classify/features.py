@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 import sqlite3
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -114,9 +113,14 @@ def _text_code_digest() -> str:
 
 
 def _text_key(doc: IssueDoc, spec: FeatureSpec, tokenizer_id: str) -> str:
-    what = [_text_code_digest(), tokenizer_id, spec.comments, spec.max_tokens, doc.title, doc.body or "",
-            list(doc.comments[: spec.comments])]
-    return hashlib.sha256(json.dumps(what, ensure_ascii=False).encode("utf-8")).hexdigest()
+    h = hashlib.sha256()
+    # each part length-prefixed (unambiguous); cheaper than a JSON dump of 60 kB bodies
+    for part in (_text_code_digest(), tokenizer_id, str(spec.comments), str(spec.max_tokens), doc.title, doc.body or "",
+                 *doc.comments[: spec.comments]):
+        data = part.encode("utf-8", "surrogatepass")
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
 
 
 def text_parts(docs: Sequence[IssueDoc], spec: FeatureSpec, count: TokenCounter, conn: sqlite3.Connection | None = None,

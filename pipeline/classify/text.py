@@ -147,15 +147,25 @@ def error_lines(code_lines: Iterable[str], prose: str = "") -> list[str]:
 
 def _cut(text: str, budget: int, count: TokenCounter) -> str:
     """The longest word-boundary prefix of ``text`` within ``budget`` tokens."""
+    return _cut_counted(text, budget, count)[0]
+
+
+def _cut_counted(text: str, budget: int, count: TokenCounter) -> tuple[str, int]:
+    """:func:`_cut` and the number of tokens of its answer (known on the way: not counted again)."""
     if budget <= 0:
-        return ""
+        return "", 0
     ends = getattr(count, "ends", None)
     if ends is not None:
         got = _cut_by_offsets(text, budget, count, *_prefix_ends(text, budget, ends))
         if got is not None:
             return got
-    elif count(text) <= budget:
-        return text
+    elif (n := count(text)) <= budget:
+        return text, n
+    return (piece := _cut_search(text, budget, count)), count(piece)
+
+
+def _cut_search(text: str, budget: int, count: TokenCounter) -> str:
+    """The binary search of :func:`_cut` over word prefixes."""
     words = text.split(" ")
     lo, hi = 0, len(words)
     while lo < hi:  # binary search on the number of words
@@ -182,7 +192,8 @@ def _prefix_ends(text: str, budget: int, ends: Callable[[str], list[int]]) -> tu
     return ends(text), True
 
 
-def _cut_by_offsets(text: str, budget: int, count: TokenCounter, ends: list[int], whole: bool = True) -> str | None:
+def _cut_by_offsets(text: str, budget: int, count: TokenCounter, ends: list[int],
+                    whole: bool = True) -> tuple[str, int] | None:
     """:func:`_cut`'s answer from token end offsets (of the whole text, or of a prefix ending at a
     space that holds more than ``budget`` pieces), or ``None`` when it cannot be confirmed (then
     the binary search decides).
@@ -191,7 +202,7 @@ def _cut_by_offsets(text: str, budget: int, count: TokenCounter, ends: list[int]
     ``budget``. It is the binary search's answer exactly when it fits and one more word does not,
     which two counts of the short prefixes confirm."""
     if len(ends) <= budget:
-        return text if whole else None
+        return (text, len(ends)) if whole else None
     limit = ends[budget]  # a prefix ending before the end of piece budget+1 holds at most `budget` pieces
     words = text.split(" ")
     lo, pos = 0, -1  # pos: length of the prefix of `lo` words (minus one: no word yet)
@@ -200,11 +211,13 @@ def _cut_by_offsets(text: str, budget: int, count: TokenCounter, ends: list[int]
         if nxt >= limit:
             break
         lo, pos = lo + 1, nxt
-    if count(" ".join(words[:lo])) > budget:
+    piece = " ".join(words[:lo])
+    n = count(piece)
+    if n > budget:
         return None
     if lo < len(words) and count(" ".join(words[: lo + 1])) <= budget:
         return None
-    return " ".join(words[:lo])
+    return piece, n
 
 
 def build_issue_text(
@@ -236,10 +249,10 @@ def build_issue_text(
         if not text or budget <= 0:
             return
         sep = 1 if parts else 0  # the newline joining parts is not a word piece, but be conservative
-        piece = _cut(text, min(budget - sep, limit if limit is not None else budget), count)
+        piece, n = _cut_counted(text, min(budget - sep, limit if limit is not None else budget), count)
         if piece:
             parts.append(piece)
-            budget -= count(piece) + sep
+            budget -= n + sep
 
     add(" ".join((title or "").split()))
     prose, code = markdown_to_text(body or "")
