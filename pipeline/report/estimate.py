@@ -234,6 +234,25 @@ def kind_statistics(method: str, y: np.ndarray, proba: np.ndarray, kinds: Sequen
 _STAT_CACHE: dict[tuple, list] = {}
 
 
+_POINT_CACHE: dict[tuple, tuple] = {}
+
+
+def _point_statistics(cal: Calibration, method: str, match_kinds: bool) -> dict:
+    """:func:`kind_statistics` over all training issues, once per calibration and method: the
+    operator tables ask for thousands of point estimates of the same dimension."""
+    key = (id(cal), method, match_kinds)
+    hit = _POINT_CACHE.get(key)
+    if hit is None or hit[0] is not cal or not np.array_equal(hit[1], cal.y) or not np.array_equal(hit[2], cal.proba):
+        if len(_POINT_CACHE) > 64:
+            _POINT_CACHE.clear()
+        stats = kind_statistics(method, cal.y, cal.proba, cal.kinds, cal.k, match_kinds=match_kinds)
+        hit = _POINT_CACHE[key] = (cal, cal.y.copy(), cal.proba.copy(), list(cal.kinds), stats)
+    if hit[3] != list(cal.kinds):
+        hit = _POINT_CACHE[key] = (cal, cal.y.copy(), cal.proba.copy(), list(cal.kinds),
+                                   kind_statistics(method, cal.y, cal.proba, cal.kinds, cal.k, match_kinds=match_kinds))
+    return hit[4]
+
+
 def one_blas_thread():
     """A context in which BLAS runs on one thread: the bootstrap's matrices are small (a few
     thousand rows by k), and OpenBLAS's threads, spinning on a busy machine, made its products an
@@ -479,7 +498,7 @@ def _estimate_groups(cal, target, groups, *, gold, method, bootstrap, seed, tota
             out[g] = gold[g] + est
         return out
 
-    point = counts_for(kind_statistics(method, cal.y, cal.proba, cal.kinds, k, match_kinds=match_kinds), members)
+    point = counts_for(_point_statistics(cal, method, match_kinds), members)
     cols = names + ([total] if total else [])
     if total:
         point[total] = sum(point[g] for g in names)
@@ -659,6 +678,21 @@ def gold_in_label_space(values: pd.Series, cal: Calibration) -> pd.Series:
     return values.map(decide)
 
 
+_GOLD_CACHE: dict[tuple, tuple] = {}
+
+
+def _gold_for(issues: pd.DataFrame, dim: str, cal: Calibration) -> pd.Series:
+    """:func:`gold_in_label_space` of ``issues[dim]``, once per frame (the operator tables estimate
+    thousands of subsets of the same issues)."""
+    key = (id(issues), dim, id(cal))
+    hit = _GOLD_CACHE.get(key)
+    if hit is None or hit[0] is not issues or hit[1] is not cal or not hit[2].equals(issues[dim]):
+        if len(_GOLD_CACHE) > 64:
+            _GOLD_CACHE.clear()
+        hit = _GOLD_CACHE[key] = (issues, cal, issues[dim].copy(), gold_in_label_space(issues[dim], cal))
+    return hit[3]
+
+
 def estimate_dimension(
     data: StoreData,
     dim: str,
@@ -679,7 +713,7 @@ def estimate_dimension(
     target = data.evidence.target[dim]
     issues = data.issues
     keep = np.ones(len(issues), bool) if subset is None else np.asarray(subset, bool)
-    gold = gold_in_label_space(issues[dim], cal) if mode == "both" else pd.Series([""] * len(issues))
+    gold = _gold_for(issues, dim, cal) if mode == "both" else pd.Series([""] * len(issues))
     is_gold = keep & gold.ne("").to_numpy()
     est = keep & ~is_gold
     gold_counts = {}
