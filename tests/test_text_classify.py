@@ -118,3 +118,36 @@ def test_feature_parts_of_full_and_title_only_issues(tmp_path, count):
     # known only by its title: every part is the title, so both kinds share one feature space
     assert embedding_inputs(docs[url_title], spec, count) == {b: ["Only a title"] for b in spec.blocks}
     assert chunk_text("", 10, count) == [""]
+
+
+def test_cut_from_token_offsets_equals_the_binary_search(count):
+    """The model counter cuts from one tokenisation (of a prefix of long texts); a plain counter
+    runs the binary search over word prefixes. Same answers, long logs and odd spacing included."""
+    from pipeline.classify.text import _cut
+
+    plain = lambda s: count(s)  # no `ends`: the binary search
+    texts = [BODY, ERROR, "x" * 3000, "a  b   c " * 400, "Ünïcödé naïve café, 日本語のテキスト " * 200,
+             ("word " * 5000).strip(), "short", " leading and trailing spaces " * 50, "\n\n\t" * 300 + "tail " * 300]
+    for text in texts:
+        for budget in (0, 1, 7, 64, 254, 1000):
+            assert _cut(text, budget, count) == _cut(text, budget, plain), (text[:40], budget)
+
+
+def test_text_parts_are_cached_by_the_issue_text(tmp_path, count):
+    """The store's text_parts cache gives what text_part builds, and a changed text is built again."""
+    from pipeline.classify.features import text_parts
+
+    conn = connect(tmp_path / "m.db")
+    spec = FeatureSpec(blocks=("title", "text"))
+    docs = [IssueDoc(f"https://github.com/o/r/issues/{i}", f"export fails {i}", BODY + f" case {i}", ("any update?",), "full")
+            for i in range(5)] + [IssueDoc("https://github.com/o/r/issues/9", "title only")]
+    fresh = [text_part(d, spec, count) for d in docs]
+    assert text_parts(docs, spec, count, conn, "tok") == fresh
+    assert conn.execute("SELECT COUNT(*) FROM text_parts").fetchone()[0] == 5  # title-only issues need no part
+    assert text_parts(docs, spec, count, conn, "tok") == fresh                  # read back
+    assert conn.execute("SELECT COUNT(*) FROM text_parts").fetchone()[0] == 5
+    changed = IssueDoc(docs[0].url, docs[0].title, "RuntimeError: something else entirely", (), "full")
+    assert text_parts([changed], spec, count, conn, "tok") == [text_part(changed, spec, count)]
+    assert conn.execute("SELECT COUNT(*) FROM text_parts").fetchone()[0] == 6
+    text_parts(docs[:1], spec, count, conn, "another tokenizer")  # the key covers the tokenizer
+    assert conn.execute("SELECT COUNT(*) FROM text_parts").fetchone()[0] == 7

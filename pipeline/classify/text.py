@@ -70,8 +70,22 @@ def token_counter(model_dir: Path | str | None = None) -> TokenCounter:
         model_dir = default_model_path()
     if not (Path(model_dir) / "tokenizer.json").is_file():
         return approx_tokens
-    tok = _tokenizer(str(model_dir))
-    return lambda s: len(tok.encode(s, add_special_tokens=False).ids)
+    return _ModelTokenCounter(_tokenizer(str(model_dir)))
+
+
+class _ModelTokenCounter:
+    """Word pieces of a text by the model's tokenizer; also knows the token offsets (``ends``), so
+    :func:`_cut` finds a prefix within a budget from one tokenisation instead of a binary search."""
+
+    def __init__(self, tok) -> None:
+        self.tok = tok
+
+    def __call__(self, text: str) -> int:
+        return len(self.tok.encode(text, add_special_tokens=False).ids)
+
+    def ends(self, text: str) -> list[int]:
+        """The end offset (in characters of ``text``) of each word piece, in order."""
+        return [e for _, e in self.tok.encode(text, add_special_tokens=False).offsets]
 
 
 def approx_tokens(text: str) -> int:
@@ -133,10 +147,25 @@ def error_lines(code_lines: Iterable[str], prose: str = "") -> list[str]:
 
 def _cut(text: str, budget: int, count: TokenCounter) -> str:
     """The longest word-boundary prefix of ``text`` within ``budget`` tokens."""
+    return _cut_counted(text, budget, count)[0]
+
+
+def _cut_counted(text: str, budget: int, count: TokenCounter) -> tuple[str, int]:
+    """:func:`_cut` and the number of tokens of its answer (known on the way: not counted again)."""
     if budget <= 0:
-        return ""
-    if count(text) <= budget:
-        return text
+        return "", 0
+    ends = getattr(count, "ends", None)
+    if ends is not None:
+        got = _cut_by_offsets(text, budget, count, *_prefix_ends(text, budget, ends))
+        if got is not None:
+            return got
+    elif (n := count(text)) <= budget:
+        return text, n
+    return (piece := _cut_search(text, budget, count)), count(piece)
+
+
+def _cut_search(text: str, budget: int, count: TokenCounter) -> str:
+    """The binary search of :func:`_cut` over word prefixes."""
     words = text.split(" ")
     lo, hi = 0, len(words)
     while lo < hi:  # binary search on the number of words
@@ -146,6 +175,49 @@ def _cut(text: str, budget: int, count: TokenCounter) -> str:
         else:
             hi = mid - 1
     return " ".join(words[:lo])
+
+
+def _prefix_ends(text: str, budget: int, ends: Callable[[str], list[int]]) -> tuple[list[int], bool]:
+    """Token end offsets of a prefix of ``text`` ending at a space that holds more than ``budget``
+    pieces (or of the whole text): ``(ends, whole)``. A 60 kB log is not tokenised to keep 254 pieces."""
+    size = 16 * (budget + 8)
+    while size < len(text):
+        at = text.rfind(" ", 0, size)
+        if at <= 0:
+            break
+        got = ends(text[:at])
+        if len(got) > budget:
+            return got, False
+        size *= 4
+    return ends(text), True
+
+
+def _cut_by_offsets(text: str, budget: int, count: TokenCounter, ends: list[int],
+                    whole: bool = True) -> tuple[str, int] | None:
+    """:func:`_cut`'s answer from token end offsets (of the whole text, or of a prefix ending at a
+    space that holds more than ``budget`` pieces), or ``None`` when it cannot be confirmed (then
+    the binary search decides).
+
+    The candidate is the longest word prefix whose word pieces, read off that tokenisation, fit
+    ``budget``. It is the binary search's answer exactly when it fits and one more word does not,
+    which two counts of the short prefixes confirm."""
+    if len(ends) <= budget:
+        return (text, len(ends)) if whole else None
+    limit = ends[budget]  # a prefix ending before the end of piece budget+1 holds at most `budget` pieces
+    words = text.split(" ")
+    lo, pos = 0, -1  # pos: length of the prefix of `lo` words (minus one: no word yet)
+    for w in words:
+        nxt = pos + 1 + len(w)
+        if nxt >= limit:
+            break
+        lo, pos = lo + 1, nxt
+    piece = " ".join(words[:lo])
+    n = count(piece)
+    if n > budget:
+        return None
+    if lo < len(words) and count(" ".join(words[: lo + 1])) <= budget:
+        return None
+    return piece, n
 
 
 def build_issue_text(
@@ -177,17 +249,21 @@ def build_issue_text(
         if not text or budget <= 0:
             return
         sep = 1 if parts else 0  # the newline joining parts is not a word piece, but be conservative
-        piece = _cut(text, min(budget - sep, limit if limit is not None else budget), count)
+        piece, n = _cut_counted(text, min(budget - sep, limit if limit is not None else budget), count)
         if piece:
             parts.append(piece)
-            budget -= count(piece) + sep
+            budget -= n + sep
 
     add(" ".join((title or "").split()))
     prose, code = markdown_to_text(body or "")
     reduced = [markdown_to_text(c or "") for c in comments]
     errors = error_lines(code, prose)
+    known = set(errors)  # a 100 kB log has thousands of error lines: membership in a list was quadratic
     for c_prose, c_code in reduced:
-        errors += [e for e in error_lines(c_code, c_prose) if e not in errors]
+        for e in error_lines(c_code, c_prose):
+            if e not in known:
+                known.add(e)
+                errors.append(e)
     for line in errors:
         add(line, max_error_line_tokens)
     error_set = set(errors)
@@ -273,14 +349,18 @@ def issue_docs(conn: sqlite3.Connection, urls: Iterable[str], *, max_comments: i
             chunk = keys[i : i + 400]
             where = " OR ".join("(repo = ? AND number = ?)" for _ in chunk)
             params = [v for k in chunk for v in k]
-            for r in conn.execute(f"SELECT repo, number, raw FROM timeline_events WHERE event = 'commented' AND ({where}) "
+            # the body only, extracted by SQLite: parsing each whole event in Python cost a second per 10,000 issues
+            for r in conn.execute("SELECT repo, number, CASE WHEN json_valid(raw) AND json_type(raw, '$.body') = 'text' "
+                                  "THEN json_extract(raw, '$.body') END "
+                                  f"FROM timeline_events WHERE event = 'commented' AND ({where}) "
                                   "ORDER BY repo, number, seq", params):
                 got = comments.setdefault((r[0], r[1]), [])
                 if max_comments is None or len(got) < max_comments:
-                    body = _comment_body(r[2])
-                    if body:
+                    body = r[2]
+                    if body and isinstance(body, str):
                         got.append(body)
-    titles = titles_for(conn, [u for u in urls if u not in {v[0] for v in crawled.values()}]
+    crawled_urls = {v[0] for v in crawled.values()}  # once, not once per URL
+    titles = titles_for(conn, [u for u in urls if u not in crawled_urls]
                         + [url for url, title, _ in crawled.values() if not title])
     for key, (url, title, body) in crawled.items():
         docs[url] = IssueDoc(url, " ".join((title or titles.get(url, "")).split()), body, tuple(comments.get(key, ())), "full")

@@ -52,6 +52,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -233,9 +234,55 @@ def kind_statistics(method: str, y: np.ndarray, proba: np.ndarray, kinds: Sequen
 _STAT_CACHE: dict[tuple, list] = {}
 
 
+_POINT_CACHE: dict[tuple, tuple] = {}
+
+
+def _point_statistics(cal: Calibration, method: str, match_kinds: bool) -> dict:
+    """:func:`kind_statistics` over all training issues, once per calibration and method: the
+    operator tables ask for thousands of point estimates of the same dimension."""
+    key = (id(cal), method, match_kinds)
+    hit = _POINT_CACHE.get(key)
+    if hit is None or hit[0] is not cal or not np.array_equal(hit[1], cal.y) or not np.array_equal(hit[2], cal.proba):
+        if len(_POINT_CACHE) > 64:
+            _POINT_CACHE.clear()
+        stats = kind_statistics(method, cal.y, cal.proba, cal.kinds, cal.k, match_kinds=match_kinds)
+        hit = _POINT_CACHE[key] = (cal, cal.y.copy(), cal.proba.copy(), list(cal.kinds), stats)
+    if hit[3] != list(cal.kinds):
+        hit = _POINT_CACHE[key] = (cal, cal.y.copy(), cal.proba.copy(), list(cal.kinds),
+                                   kind_statistics(method, cal.y, cal.proba, cal.kinds, cal.k, match_kinds=match_kinds))
+    return hit[4]
+
+
+def one_blas_thread():
+    """A context in which BLAS runs on one thread: the bootstrap's matrices are small (a few
+    thousand rows by k), and OpenBLAS's threads, spinning on a busy machine, made its products an
+    order of magnitude slower, not faster (measured with ``benchmarks/scale.py`` on 2 shared cores)."""
+    controller = _threadpool_controller()
+    if controller is None:  # pragma: no cover - scikit-learn always brings threadpoolctl
+        import contextlib
+
+        return contextlib.nullcontext()
+    return controller.limit(limits=1, user_api="blas")
+
+
+@lru_cache(maxsize=1)
+def _threadpool_controller():
+    """One controller per process: finding the loaded BLAS libraries anew for each of a report's
+    150 estimates cost a second on a busy machine."""
+    try:
+        from threadpoolctl import ThreadpoolController  # scikit-learn's dependency
+    except ImportError:  # pragma: no cover
+        return None
+    return ThreadpoolController()
+
+
 def bootstrap_statistics(cal: "Calibration", method: str, bootstrap: int, seed: int, match_kinds: bool = True) -> list:
     """The per-kind training statistics of each bootstrap replicate of the training issues (cached: trends
-    reuse them for every period, so all columns and periods see the same training replicates)."""
+    reuse them for every period, so all columns and periods see the same training replicates).
+
+    The replicates are the same resamples as ever (one ``rng.integers`` draw per replicate);
+    ``rpcc``'s factors of all replicates are fitted at once (:func:`prior_factors_batch`), equal to
+    fitting them one by one up to floating-point summation order."""
     key = (id(cal), cal.y.tobytes(), hashlib.sha256(np.ascontiguousarray(cal.proba)).hexdigest(), tuple(cal.kinds),
            method, bootstrap, seed, match_kinds)
     if key not in _STAT_CACHE:
@@ -243,14 +290,65 @@ def bootstrap_statistics(cal: "Calibration", method: str, bootstrap: int, seed: 
         fallback = {"acc": _hard_rates(cal.y, cal.proba, k), "pacc": _soft_rates(cal.y, cal.proba, k)}
         kinds = np.asarray(cal.kinds, dtype=object)
         rng = np.random.default_rng([seed, 1])
-        stats = []
-        for _ in range(bootstrap):
-            ci = rng.integers(0, n, n)
-            stats.append(kind_statistics(method, cal.y[ci], cal.proba[:, ci], kinds[ci], k, fallback, match_kinds))
+        draws = [rng.integers(0, n, n) for _ in range(bootstrap)]
+        with one_blas_thread():
+            if method == "rpcc":
+                stats = _rpcc_replicates(cal, kinds, draws, match_kinds)
+            else:
+                stats = [kind_statistics(method, cal.y[ci], cal.proba[:, ci], kinds[ci], k, fallback, match_kinds)
+                         for ci in draws]
         if len(_STAT_CACHE) > 64:
             _STAT_CACHE.clear()
         _STAT_CACHE[key] = stats
     return _STAT_CACHE[key]
+
+
+def _rpcc_replicates(cal: Calibration, kinds: np.ndarray, draws: list[np.ndarray], match_kinds: bool) -> list[dict]:
+    """:func:`kind_statistics` of ``rpcc`` for every resample in ``draws``, the factors fitted in batches.
+
+    A resample is a weight per training issue (how often it was drawn); a kind's statistic exists
+    in a replicate when the resample holds at least :data:`MIN_KIND_EVIDENCE` issues of that kind
+    (and not only that kind), as in :func:`kind_statistics`."""
+    k, n = cal.k, len(cal.y)
+    weights = np.stack([np.bincount(ci, minlength=n) for ci in draws]).astype(float) if draws else np.zeros((0, n))
+    stats: list[dict] = [{} for _ in draws]
+    pooled = prior_factors_batch(cal.y, cal.proba, k, weights)
+    for b in range(len(draws)):
+        stats[b][POOLED] = pooled[b]
+    if match_kinds:
+        for kind in sorted(set(kinds)):
+            mask = kinds == kind
+            size = weights[:, mask].sum(axis=1)
+            use = np.flatnonzero((size >= MIN_KIND_EVIDENCE) & (size < n))
+            if len(use):
+                sel = np.flatnonzero(mask)
+                got = prior_factors_batch(cal.y[sel], cal.proba[:, sel], k, weights[np.ix_(use, sel)])
+                for j, b in enumerate(use):
+                    stats[b][kind] = got[j]
+    return stats
+
+
+def prior_factors_batch(y: np.ndarray, proba: np.ndarray, k: int, weights: np.ndarray,
+                        iterations: int = 25) -> np.ndarray:
+    """:func:`prior_factors` of many weighted resamples at once: row ``b`` of the result is
+    ``prior_factors(y[ci], proba[:, ci], k)`` for the resample ``ci`` whose counts per training
+    issue are ``weights[b]`` (same iterations and updates, equal up to floating-point summation order).
+
+    The recalibrated mass of category c is ``r_c * sum_rows w * p_c / (p . r)``: two matrix
+    products per iteration for all replicates, instead of a recalibrated copy of each resample."""
+    R, n = proba.shape[0], proba.shape[1]
+    Pf = proba.reshape(-1, k)                                       # rows r-major, as prior_factors reads them
+    Wf = np.tile(np.asarray(weights, dtype=float), (1, R)).T        # (R n, B): each row's weight
+    onehot = np.eye(k)[np.asarray(y, dtype=int)] if n else np.zeros((0, k))
+    counts = R * (np.asarray(weights, dtype=float) @ onehot)        # (B, k)
+    r = np.ones((len(weights), k))
+    for _ in range(iterations):
+        D = Pf @ r.T                                                # (R n, B): row sums of p * r
+        X = np.divide(Wf, D, out=np.zeros_like(D), where=D > 0)
+        mass = r * (Pf.T @ X).T + (Wf * (D <= 0)).sum(axis=0)[:, None] / k  # zero rows: uniform
+        r = r * np.divide(counts, mass, out=np.ones_like(r), where=mass > 0)
+        r[counts == 0] = 1e-6
+    return r
 
 
 def prior_factors(y: np.ndarray, proba: np.ndarray, k: int, iterations: int = 25) -> np.ndarray:
@@ -279,6 +377,39 @@ def _draw(P: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     u = rng.random((len(P), 1)) * cum[:, -1:]
     idx = np.minimum((u > cum).sum(axis=1), P.shape[1] - 1)
     return np.eye(P.shape[1])[idx]
+
+
+def _drawn_counts(method: str, stats: list[dict], P: np.ndarray, kinds: np.ndarray, k: int,
+                  rng: np.random.Generator, chunk: int = 200) -> np.ndarray:
+    """Category counts of every bootstrap replicate of one column of ``m`` target issues (``(B, k)``).
+
+    A replicate of the loop resamples ``m`` issues with replacement and draws each one's category
+    from its (recalibrated) probabilities. Each of the ``m`` draws is then independent and takes
+    category c with probability ``mean_i q_ic``, the mean over the column's issues of the
+    probabilities as recalibrated by that replicate's factors for the issue's kind: the counts
+    are multinomial(m, that mean). Drawing them so gives the loop's distribution exactly, in
+    O(m k) matrix products per replicate instead of a resample and m draws.
+    """
+    m, B = len(P), len(stats)
+    if m == 0 or B == 0:
+        return np.zeros((B, k))
+    mean = np.zeros((B, k))
+    for kind in sorted(set(kinds)):
+        Pk = P[kinds == kind]
+        if method == "rpcc":
+            Rk = np.stack([st.get(kind, st[POOLED]) for st in stats])          # (B, k)
+        else:
+            Rk = np.ones((B, k))
+        for lo in range(0, B, chunk):
+            R = Rk[lo : lo + chunk]
+            D = Pk @ R.T                                                     # (m_kind, b): row sums of P * r
+            inv = np.divide(1.0, D, out=np.zeros_like(D), where=D > 0)
+            part = R * (Pk.T @ inv).T                                        # sum_i P_ic r_c / D_i
+            zero = (D <= 0).sum(axis=0)                                      # rows recalibrate() makes uniform
+            mean[lo : lo + chunk] += part + zero[:, None] / k
+    mean /= m
+    mean /= mean.sum(axis=1, keepdims=True)
+    return rng.multinomial(m, mean).astype(float)
 
 
 @dataclass
@@ -318,6 +449,7 @@ def estimate_groups(
     dimension: str = "",
     target_kinds: Sequence[str] | None = None,
     match_kinds: bool = True,
+    vectorised: bool = True,
 ) -> DimensionEstimate:
     """Corrected shares with bootstrap 95% intervals, per group of target issues and in total.
 
@@ -328,7 +460,21 @@ def estimate_groups(
     over all groups (bootstrapped jointly, so its interval is not a sum of intervals).
     ``target_kinds``: the text kind of each target issue (default: all ``full``); with
     ``match_kinds`` each is corrected by the training issues of its own kind (module docstring).
+
+    Replicates of ``pcc`` and ``rpcc`` (``vectorised``, the default) draw each column's counts at
+    once from their exact distribution (:func:`_drawn_counts`); ``vectorised=False`` runs the
+    replicate loop that resamples the issues and then draws each one's outcome (same
+    distribution, other random numbers; ``tests/test_estimate_vectorised.py`` compares them).
+    Other methods always run the loop.
     """
+    with one_blas_thread():
+        return _estimate_groups(cal, target, groups, gold=gold, method=method, bootstrap=bootstrap, seed=seed,
+                                total=total, dimension=dimension, target_kinds=target_kinds, match_kinds=match_kinds,
+                                vectorised=vectorised)
+
+
+def _estimate_groups(cal, target, groups, *, gold, method, bootstrap, seed, total, dimension, target_kinds,
+                     match_kinds, vectorised) -> DimensionEstimate:
     k = cal.k
     target = np.asarray(target, dtype=float).reshape(-1, k)
     groups = np.asarray(list(groups), dtype=object)
@@ -352,20 +498,27 @@ def estimate_groups(
             out[g] = gold[g] + est
         return out
 
-    point = counts_for(kind_statistics(method, cal.y, cal.proba, cal.kinds, k, match_kinds=match_kinds), members)
+    point = counts_for(_point_statistics(cal, method, match_kinds), members)
     cols = names + ([total] if total else [])
     if total:
         point[total] = sum(point[g] for g in names)
     rng = np.random.default_rng([seed, 2])
     reps = {c: np.zeros((bootstrap, k)) for c in cols}
-    for b, stat in enumerate(bootstrap_statistics(cal, method, bootstrap, seed, match_kinds)):
-        pick = {g: members[g][rng.integers(0, len(members[g]), len(members[g]))] if len(members[g]) else members[g]
-                for g in names}
-        c = counts_for(stat, pick, rng)
+    stats = bootstrap_statistics(cal, method, bootstrap, seed, match_kinds)
+    if vectorised and method in ("pcc", "rpcc"):
         for g in names:
-            reps[g][b] = c[g]
+            reps[g][:] = gold[g] + _drawn_counts(method, stats, target[members[g]], tkinds[members[g]], k, rng)
         if total:
-            reps[total][b] = sum(c[g] for g in names)
+            reps[total][:] = sum(reps[g] for g in names)
+    else:
+        for b, stat in enumerate(stats):
+            pick = {g: members[g][rng.integers(0, len(members[g]), len(members[g]))] if len(members[g]) else members[g]
+                    for g in names}
+            c = counts_for(stat, pick, rng)
+            for g in names:
+                reps[g][b] = c[g]
+            if total:
+                reps[total][b] = sum(c[g] for g in names)
     out: dict[str, GroupEstimate] = {}
     for c in cols:
         n_est = sum(len(members[g]) for g in names) if c == total else len(members[c])
@@ -519,7 +672,25 @@ def gold_in_label_space(values: pd.Series, cal: Calibration) -> pd.Series:
     """Human labels mapped into a classifier's label space (rare or unseen categories -> ``other``)."""
     merged, classes = set(cal.merged), set(cal.classes)
     fallback = "other" if "other" in classes else None
-    return values.map(lambda v: v if (v in classes and v not in merged) else (fallback if v else ""))
+    # one decision per distinct label, then a dictionary lookup: the operator tables call this
+    # hundreds of times over 10,000 issues, and a Python call per issue added up to seconds
+    decide = {v: v if (v in classes and v not in merged) else (fallback if v else "") for v in pd.unique(values)}
+    return values.map(decide)
+
+
+_GOLD_CACHE: dict[tuple, tuple] = {}
+
+
+def _gold_for(issues: pd.DataFrame, dim: str, cal: Calibration) -> pd.Series:
+    """:func:`gold_in_label_space` of ``issues[dim]``, once per frame (the operator tables estimate
+    thousands of subsets of the same issues)."""
+    key = (id(issues), dim, id(cal))
+    hit = _GOLD_CACHE.get(key)
+    if hit is None or hit[0] is not issues or hit[1] is not cal or not hit[2].equals(issues[dim]):
+        if len(_GOLD_CACHE) > 64:
+            _GOLD_CACHE.clear()
+        hit = _GOLD_CACHE[key] = (issues, cal, issues[dim].copy(), gold_in_label_space(issues[dim], cal))
+    return hit[3]
 
 
 def estimate_dimension(
@@ -542,7 +713,7 @@ def estimate_dimension(
     target = data.evidence.target[dim]
     issues = data.issues
     keep = np.ones(len(issues), bool) if subset is None else np.asarray(subset, bool)
-    gold = gold_in_label_space(issues[dim], cal) if mode == "both" else pd.Series([""] * len(issues))
+    gold = _gold_for(issues, dim, cal) if mode == "both" else pd.Series([""] * len(issues))
     is_gold = keep & gold.ne("").to_numpy()
     est = keep & ~is_gold
     gold_counts = {}

@@ -67,10 +67,15 @@ def _xref_for(sources: list[Source]) -> dict[str, tuple[str, ...]]:
     return {s.name: tuple(s.xref_repos) for s in sources}
 
 
+_LIGHT_COLUMNS = ", ".join(f"i.{c}" for c in ("repo", "number", "source", "url", "title", "state", "labels", "is_pull",
+                                                "created_at", "updated_at", "closed_at", "timeline_for", "fetched_at"))
+
+
 def filtered_issues(conn: sqlite3.Connection, source: str | None = None,
                     sources: list[Source] | None = None) -> list[sqlite3.Row]:
-    """Stored issues (rows of ``issues``) that have a timeline and pass the filter, by source
-    then number. ``source`` limits to one converter; ``sources`` defaults to ``load_sources()``."""
+    """Stored issues (rows of ``issues`` without its two large columns, ``body`` and ``raw``) that
+    have a timeline and pass the filter, by source then number. ``source`` limits to one
+    converter; ``sources`` defaults to ``load_sources()``."""
     xref = _xref_for(sources if sources is not None else load_sources())
     where, args = "i.timeline_for IS NOT NULL AND i.is_pull = 0", []
     if source is not None:
@@ -83,7 +88,9 @@ def filtered_issues(conn: sqlite3.Connection, source: str | None = None,
             f"SELECT e.repo, e.number, e.raw FROM timeline_events e JOIN issues i ON i.repo = e.repo AND i.number = e.number "
             f"WHERE {where} AND e.event IN ({marks})", [*args, *_EVENTS]):
         cand.setdefault((repo, number), []).append(json.loads(raw))
-    rows = conn.execute(f"SELECT i.* FROM issues i WHERE {where} ORDER BY i.source, i.number", args).fetchall()
+    # not body and raw: 10,000 issues hold over 100 MB of them, and no caller reads them from here
+    rows = conn.execute(f"SELECT {_LIGHT_COLUMNS} FROM issues i WHERE {where} ORDER BY i.source, i.number",
+                        args).fetchall()
     return [r for r in rows
             if is_available(cand.get((r["repo"], r["number"]), ()), xref.get(r["source"], DEFAULT_XREF_REPOS))]
 

@@ -129,6 +129,15 @@ MIGRATIONS: list[str] = [
         extracted_at TEXT NOT NULL
     );
     """,
+    # 4: the classifier's `text` part of each issue text (pipeline.classify.features.text_parts), so a
+    # run whose embeddings are cached does not reduce Markdown and tokenise every thread again
+    """
+    CREATE TABLE text_parts (
+        key TEXT PRIMARY KEY,                   -- sha256 of the text code, tokenizer, spec and the issue's text
+        text TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    """,
 ]
 
 
