@@ -339,6 +339,15 @@ def _copy_store(db: Path, to: Path) -> Path:
     return to
 
 
+def embedding_backend() -> str:
+    """The backend the commands will embed with, as :class:`Embedder` chooses it (exporting the
+    ONNX model here, once, if the cache lacks it, so that no timed command pays for the export)."""
+    from pipeline.classify.embed import BACKEND_ENV, Embedder
+
+    how = os.environ.get(BACKEND_ENV) or "automatic"
+    return f"{Embedder().backend} ({BACKEND_ENV}: {how})"
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--issues", type=int, default=10_000, help="issues in the store (default 10000)")
@@ -366,7 +375,7 @@ def main(argv: list[str] | None = None) -> dict:
     logs = work / "logs"
     logs.mkdir(exist_ok=True)
     db = work / "scale.db"
-    backend = os.environ.get("MINE_EMBEDDING_BACKEND") or "torch (default; MINE_EMBEDDING_BACKEND unset)"
+    backend = embedding_backend()
     figures: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
                      "embedding_backend": backend, "issues": args.issues, "bootstrap": args.bootstrap}
     print(f"work folder {work}; embedding backend {backend}", flush=True)
