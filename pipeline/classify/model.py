@@ -206,8 +206,17 @@ class DimensionClassifier:
         """Uncalibrated logits, one row per issue, columns in ``classes_`` order."""
         if len(self.classes_) == 1:
             return np.zeros((len(features), 1))
-        X = self._matrix(features, self.idf_)
-        return np.asarray(X @ self.coef_.T) + self.intercept_
+        # the dense and the hashed blocks apart: stacking them into one sparse matrix (as fitting
+        # must) cost more than the products themselves at 10,000 issues
+        f = features
+        dense = f.dense[:, f.block_columns(self.config.blocks)] if self.config.blocks else f.dense
+        nd = dense.shape[1]
+        out = dense @ self.coef_[:, :nd].T
+        if self.config.hash_weight > 0:
+            if f.hashed is None:
+                raise ValueError("this classifier needs hashed n-gram features (FeatureSpec.hash_features)")
+            out = out + np.asarray((_tfidf(f.hashed, self.idf_) * self.config.hash_weight) @ self.coef_[:, nd:].T)
+        return out + self.intercept_
 
     def predict_proba(self, features: Features) -> np.ndarray:
         """Calibrated probabilities, one row per issue, columns in ``classes_`` order."""
