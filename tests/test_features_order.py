@@ -1,4 +1,4 @@
-"""build_features embeds its texts shortest first (cheaper batches) and still gives each issue its own vectors."""
+"""build_features, whose texts the embedder batches by length (cheaper batches), still gives each issue its own vectors."""
 
 from __future__ import annotations
 

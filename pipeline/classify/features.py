@@ -232,14 +232,8 @@ def build_features(
     parts = text_parts(docs, spec, count, conn, tokenizer_id) if "text" in spec.blocks else [None] * len(docs)
     inputs = [embedding_inputs(d, spec, count, t) for d, t in zip(docs, parts)]
     flat: list[str] = [s for inp in inputs for b in spec.blocks for s in inp[b]]
-    # shortest first: a batch pads every text to its longest, so titles batched with 256-piece texts
-    # cost as much as texts; sorted, the embeddings cost 45% less CPU (same vectors to within 2e-7)
-    order = sorted(range(len(flat)), key=lambda i: len(flat[i]))
-    vectors = np.zeros((0, 384), np.float32)
-    if flat:
-        got = embed_texts([flat[i] for i in order], embedder, conn, progress=progress, stats=stats)
-        vectors = np.empty_like(got)
-        vectors[order] = got
+    # in any order: Embedder.encode batches texts of similar token length (titles never pad to 256 pieces)
+    vectors = embed_texts(flat, embedder, conn, progress=progress, stats=stats) if flat else np.zeros((0, 384), np.float32)
     dim = vectors.shape[1] if len(vectors) else 384
     dense = np.zeros((len(docs), dim * len(spec.blocks)), dtype=np.float64)
     pos = 0

@@ -144,13 +144,18 @@ class DimensionClassifier:
         self.temperature_: float = 1.0
 
     # ---------------------------------------------------------------------------- features
-    def _matrix(self, f: Features, idf: np.ndarray | None):
+    def _parts(self, f: Features, idf: np.ndarray | None):
+        """``(dense columns this dimension reads, weighted hashed n-grams or None)``: the input, in column order."""
         dense = f.dense[:, f.block_columns(self.config.blocks)] if self.config.blocks else f.dense
         if self.config.hash_weight <= 0:
-            return dense
+            return dense, None
         if f.hashed is None:
             raise ValueError("this classifier needs hashed n-gram features (FeatureSpec.hash_features)")
-        return sp.hstack([sp.csr_matrix(dense), _tfidf(f.hashed, idf) * self.config.hash_weight]).tocsr()
+        return dense, _tfidf(f.hashed, idf) * self.config.hash_weight
+
+    def _matrix(self, f: Features, idf: np.ndarray | None):
+        dense, hashed = self._parts(f, idf)
+        return dense if hashed is None else sp.hstack([sp.csr_matrix(dense), hashed]).tocsr()
 
     def _lr(self):
         from sklearn.linear_model import LogisticRegression
@@ -206,16 +211,13 @@ class DimensionClassifier:
         """Uncalibrated logits, one row per issue, columns in ``classes_`` order."""
         if len(self.classes_) == 1:
             return np.zeros((len(features), 1))
-        # the dense and the hashed blocks apart: stacking them into one sparse matrix (as fitting
+        # the dense and the hashed parts apart: stacking them into one sparse matrix (as fitting
         # must) cost more than the products themselves at 10,000 issues
-        f = features
-        dense = f.dense[:, f.block_columns(self.config.blocks)] if self.config.blocks else f.dense
+        dense, hashed = self._parts(features, self.idf_)
         nd = dense.shape[1]
         out = dense @ self.coef_[:, :nd].T
-        if self.config.hash_weight > 0:
-            if f.hashed is None:
-                raise ValueError("this classifier needs hashed n-gram features (FeatureSpec.hash_features)")
-            out = out + np.asarray((_tfidf(f.hashed, self.idf_) * self.config.hash_weight) @ self.coef_[:, nd:].T)
+        if hashed is not None:
+            out = out + np.asarray(hashed @ self.coef_[:, nd:].T)
         return out + self.intercept_
 
     def predict_proba(self, features: Features) -> np.ndarray:
